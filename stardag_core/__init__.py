@@ -1,0 +1,88 @@
+"""stardag: declarative DAGs of persistently stored assets.
+
+::
+
+    import stardag_core as sd
+
+    @sd.task
+    def get_range(limit: int) -> list[int]:
+        return list(range(limit))
+
+    @sd.task
+    def get_sum(integers: sd.Depends[list[int]]) -> int:
+        return sum(integers)
+
+    total = get_sum(integers=get_range(limit=4))
+    total.output().load()  # once built
+"""
+
+from stardag_core.auto_task import AutoTask, default_relpath
+from stardag_core.config import Settings, get_settings, use_settings
+from stardag_core.decorator import Depends, task
+from stardag_core.exceptions import (
+    ConfigError,
+    SerializationError,
+    StardagError,
+    TargetError,
+    TargetExistsError,
+    TaskDefinitionError,
+)
+from stardag_core.families import namespace
+from stardag_core.params import Param
+from stardag_core.serializers import (
+    JSON,
+    Bytes,
+    GZip,
+    Numpy,
+    Parquet,
+    Pickle,
+    Serializer,
+    Text,
+    serializer_for,
+)
+from stardag_core.targets import (
+    DirectoryTarget,
+    FileTarget,
+    Target,
+    exists_many,
+    exists_many_async,
+)
+from stardag_core.task import Task, TaskStruct, flatten_targets, flatten_tasks
+from stardag_core.task_loads import TaskLoads
+
+__all__ = [
+    "JSON",
+    "AutoTask",
+    "Bytes",
+    "ConfigError",
+    "Depends",
+    "DirectoryTarget",
+    "FileTarget",
+    "GZip",
+    "Numpy",
+    "Param",
+    "Parquet",
+    "Pickle",
+    "SerializationError",
+    "Serializer",
+    "Settings",
+    "StardagError",
+    "Target",
+    "TargetError",
+    "TargetExistsError",
+    "Task",
+    "TaskDefinitionError",
+    "TaskLoads",
+    "TaskStruct",
+    "Text",
+    "default_relpath",
+    "exists_many",
+    "exists_many_async",
+    "flatten_targets",
+    "flatten_tasks",
+    "get_settings",
+    "namespace",
+    "serializer_for",
+    "task",
+    "use_settings",
+]

@@ -1,0 +1,91 @@
+"""Settings: read once from the environment into a typed object, replaceable in a scope.
+
+Target roots are named fsspec URLs; every task writes under one of them (``default`` unless
+the task says otherwise). Configure them with environment variables::
+
+    STARDAG_TARGET_ROOTS__DEFAULT=s3://my-bucket/stardag
+    STARDAG_TARGET_ROOTS__ARCHIVE=/mnt/archive/stardag
+
+or in code, for a scope: ``with sd.use_settings(sd.Settings(target_roots={...})): ...``.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import cache
+from pathlib import Path
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stardag_core.exceptions import ConfigError
+
+DEFAULT_TARGET_ROOT = "default"
+
+
+def _default_root() -> str:
+    return str(Path.home() / ".stardag" / "target-roots" / DEFAULT_TARGET_ROOT)
+
+
+class Settings(BaseSettings):
+    """stardag's settings; environment variables use the ``STARDAG_`` prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STARDAG_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    target_roots: dict[str, str] = {}
+    """Target root name → fsspec URL. ``default`` is always present."""
+
+    @field_validator("target_roots")
+    @classmethod
+    def _normalise_roots(cls, roots: dict[str, str]) -> dict[str, str]:
+        normalised = {name.lower(): _normalise_url(url) for name, url in roots.items()}
+        normalised.setdefault(DEFAULT_TARGET_ROOT, _default_root())
+        return normalised
+
+    def target_root(self, name: str) -> str:
+        """The URL of the named target root, without a trailing slash."""
+        try:
+            return self.target_roots[name.lower()]
+        except KeyError:
+            known = ", ".join(sorted(self.target_roots))
+            raise ConfigError(
+                f"unknown target root {name!r} (configured: {known}); set "
+                f"STARDAG_TARGET_ROOTS__{name.upper()}=<url> to configure it"
+            ) from None
+
+
+def _normalise_url(url: str) -> str:
+    url = url.strip()
+    if not url:
+        raise ValueError("a target root URL must not be empty")
+    if "://" not in url:
+        url = str(Path(url).expanduser().absolute())
+    return url.rstrip("/") or "/"
+
+
+_scoped: ContextVar[Settings | None] = ContextVar("stardag_settings", default=None)
+
+
+def get_settings() -> Settings:
+    """The settings in force: the innermost ``use_settings`` scope, else the environment's."""
+    return _scoped.get() or _settings_from_environment()
+
+
+@contextmanager
+def use_settings(settings: Settings) -> Iterator[Settings]:
+    """Use ``settings`` inside the ``with`` block (in this thread or asyncio task)."""
+    token = _scoped.set(settings)
+    try:
+        yield settings
+    finally:
+        _scoped.reset(token)
+
+
+@cache
+def _settings_from_environment() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigError(f"invalid STARDAG_* environment variables: {error}") from error

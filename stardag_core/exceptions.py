@@ -1,0 +1,37 @@
+"""The exceptions stardag raises.
+
+Every error stardag raises on purpose derives from one root::
+
+    StardagError
+     ├── TaskDefinitionError     a task class cannot work as written (raised at import)
+     ├── ConfigError             settings or target roots are missing or invalid
+     ├── TargetError             reading or writing a task output failed
+     │    └── TargetExistsError  a write-once target already exists
+     └── SerializationError      a value could not be dumped to, or loaded from, bytes
+
+Invalid task *parameters* raise pydantic's ``ValidationError``, which names the field.
+"""
+
+
+class StardagError(Exception):
+    """Root of every error stardag raises on purpose."""
+
+
+class TaskDefinitionError(StardagError, TypeError):
+    """A task class is defined in a way that cannot work; raised when the class is defined."""
+
+
+class ConfigError(StardagError):
+    """Settings or target roots are missing or invalid."""
+
+
+class TargetError(StardagError):
+    """Reading or writing a target failed."""
+
+
+class TargetExistsError(TargetError, FileExistsError):
+    """A write-once target already exists, so this write was not committed."""
+
+
+class SerializationError(StardagError):
+    """A value could not be serialized, or stored bytes could not be loaded."""

@@ -1,0 +1,438 @@
+"""Targets: where a task's output lives, on any fsspec filesystem.
+
+``FileTarget`` is one file at a URL (a local path, ``memory://``, ``s3://``, ``gs://``…).
+Writes are all-or-nothing: on a local disk the bytes go to a temporary file in the same
+directory, which is fsynced and then linked (or renamed) into place, and the directory is
+fsynced; on an object store, which has no rename, the bytes are buffered and committed with
+one put, conditional (create-only) where the store supports it. An exception or a kill
+during a write leaves nothing at the final path.
+
+Targets are write-once by default: a task output, once written, is never overwritten, so a
+second writer of the same output gets ``TargetExistsError`` instead of clobbering it.
+
+``DirectoryTarget`` holds several files and is complete only once its commit marker exists.
+``exists_many`` checks many targets at once, concurrently on object stores.
+"""
+
+import asyncio
+import io
+import os
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import IO, Any, Generic, Literal, Protocol, TypeVar, cast, overload
+
+import fsspec
+from fsspec.asyn import AsyncFileSystem
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.spec import AbstractFileSystem
+
+from stardag_core.exceptions import SerializationError, TargetError, TargetExistsError
+from stardag_core.serializers import Serializer
+
+T = TypeVar("T")
+
+COMMIT_MARKER = "_STARDAG_COMMITTED"
+"""The file whose presence marks a ``DirectoryTarget`` complete."""
+
+_EXISTS_CONCURRENCY = 64
+
+
+class Target(Protocol):
+    """Anything a task can produce: it only has to say whether it exists."""
+
+    def exists(self) -> bool:
+        """Whether the output is there (and complete)."""
+        ...
+
+
+def resolve(uri: str) -> tuple[AbstractFileSystem, str]:
+    """The fsspec filesystem and the path on it for a URL."""
+    root, sep, rest = uri.partition("://")
+    if not sep:
+        return _filesystem("file"), uri
+    fs = _filesystem(root)
+    return fs, fs._strip_protocol(uri)
+
+
+@lru_cache(maxsize=64)
+def _filesystem(protocol: str) -> AbstractFileSystem:
+    try:
+        return fsspec.filesystem(protocol)
+    except ImportError as error:
+        raise TargetError(
+            f"the {protocol}:// filesystem needs a package that is not installed: {error}"
+        ) from error
+    except ValueError as error:
+        raise TargetError(
+            f"unknown filesystem protocol {protocol!r}: use a local path or a URL that fsspec "
+            "knows (s3://, gs://, memory://, …)"
+        ) from error
+
+
+class FileTarget(Generic[T]):
+    """One file at an fsspec URL, with an optional serializer for ``save`` and ``load``."""
+
+    __slots__ = ("_fs", "_path", "serializer", "uri", "write_once")
+
+    def __init__(
+        self,
+        uri: str,
+        serializer: Serializer[T] | None = None,
+        *,
+        write_once: bool = True,
+        fs: AbstractFileSystem | None = None,
+    ) -> None:
+        self.uri = uri
+        self.serializer = serializer
+        self.write_once = write_once
+        if fs is None:
+            self._fs, self._path = resolve(uri)
+        else:
+            self._fs, self._path = fs, fs._strip_protocol(uri)
+
+    def __repr__(self) -> str:
+        return f"FileTarget({self.uri!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FileTarget) and other.uri == self.uri
+
+    def __hash__(self) -> int:
+        return hash(self.uri)
+
+    @property
+    def fs(self) -> AbstractFileSystem:
+        """The fsspec filesystem holding the file."""
+        return self._fs
+
+    @property
+    def path(self) -> str:
+        """The file's path on its filesystem."""
+        return self._path
+
+    def exists(self) -> bool:
+        """Whether the file exists."""
+        return bool(self._fs.exists(self._path))
+
+    def remove(self) -> None:
+        """Delete the file if it exists."""
+        if self._fs.exists(self._path):
+            self._fs.rm_file(self._path)
+
+    @overload
+    def open(self, mode: Literal["rb", "wb"]) -> "_Opened[IO[bytes]]": ...
+    @overload
+    def open(self, mode: Literal["r", "w"] = "r") -> "_Opened[IO[str]]": ...
+    def open(self, mode: Literal["r", "rb", "w", "wb"] = "r") -> "_Opened[Any]":
+        """Open for reading or an all-or-nothing write; use as a context manager."""
+        if mode in ("rb", "r"):
+            return _Opened(self._reading(text=mode == "r"))
+        if mode in ("wb", "w"):
+            return _Opened(self._writing(text=mode == "w"))
+        raise ValueError(f"unsupported mode {mode!r}: use 'r', 'rb', 'w' or 'wb'")
+
+    def save(self, value: T) -> None:
+        """Serialize ``value`` into the file in one all-or-nothing write."""
+        serializer = self._require_serializer()
+        with self._writing(text=False) as file:
+            try:
+                serializer.dump(value, file)
+            except Exception as error:
+                raise SerializationError(
+                    f"{serializer!r} could not write a {type(value).__name__} to {self.uri}: "
+                    f"{error}"
+                ) from error
+
+    def load(self) -> T:
+        """Read and deserialize the file."""
+        serializer = self._require_serializer()
+        with self._reading(text=False) as file:
+            try:
+                return serializer.load(file)
+            except Exception as error:
+                raise SerializationError(
+                    f"{serializer!r} could not load {self.uri}: {error}. If the file is "
+                    "corrupt, remove it (target.remove()) and build the task again"
+                ) from error
+
+    def _require_serializer(self) -> Serializer[T]:
+        if self.serializer is None:
+            raise TargetError(
+                f"{self!r} has no serializer: pass one (FileTarget(uri, JSON())) or use "
+                "open() for raw access"
+            )
+        return self.serializer
+
+    @contextmanager
+    def _reading(self, *, text: bool) -> Iterator[Any]:
+        try:
+            raw = self._fs.open(self._path, "rb")
+        except FileNotFoundError as error:
+            raise TargetError(f"{self.uri} does not exist: build the task first") from error
+        with raw:
+            if text:
+                with io.TextIOWrapper(raw, encoding="utf-8") as wrapped:
+                    yield wrapped
+            else:
+                yield raw
+
+    @contextmanager
+    def _writing(self, *, text: bool) -> Iterator[Any]:
+        if isinstance(self._fs, LocalFileSystem):
+            writer = _local_atomic_write(self._path, self.write_once, self.uri)
+        else:
+            writer = _object_store_write(self._fs, self._path, self.write_once, self.uri)
+        with writer as raw:
+            if text:
+                wrapped = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
+                yield wrapped
+                wrapped.detach()
+            else:
+                yield raw
+
+
+class _Opened(Generic[T]):
+    """The context manager ``FileTarget.open`` returns."""
+
+    def __init__(self, manager: Any) -> None:
+        self._manager = manager
+
+    def __enter__(self) -> T:
+        return cast(T, self._manager.__enter__())
+
+    def __exit__(self, *exc_info: Any) -> bool | None:
+        return cast(bool | None, self._manager.__exit__(*exc_info))
+
+
+@contextmanager
+def _local_atomic_write(path: str, write_once: bool, uri: str) -> Iterator[IO[bytes]]:
+    directory, name = os.path.split(path)
+    os.makedirs(directory, exist_ok=True)
+    if write_once and os.path.exists(path):
+        raise _exists_error(uri)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        _commit_local(temporary, path, write_once, uri)
+        _fsync_directory(directory)
+    finally:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+
+
+def _commit_local(temporary: str, path: str, write_once: bool, uri: str) -> None:
+    if write_once:
+        try:
+            os.link(temporary, path)  # atomic, and fails if the path exists
+            return
+        except FileExistsError:
+            raise _exists_error(uri) from None
+        except OSError:
+            pass  # the filesystem has no hard links: fall back to rename
+        if os.path.exists(path):
+            raise _exists_error(uri)
+    os.replace(temporary, path)
+
+
+def _fsync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _object_store_write(
+    fs: AbstractFileSystem, path: str, write_once: bool, uri: str
+) -> Iterator[IO[bytes]]:
+    buffer = io.BytesIO()
+    yield buffer
+    try:
+        fs.pipe_file(path, buffer.getvalue(), mode="create" if write_once else "overwrite")
+    except FileExistsError:
+        raise _exists_error(uri) from None
+
+
+def _exists_error(uri: str) -> TargetExistsError:
+    return TargetExistsError(
+        f"{uri} already exists and targets are write-once: remove it first "
+        "(target.remove()) to write it again"
+    )
+
+
+class DirectoryTarget:
+    """A directory of files, complete only once committed (its marker file exists).
+
+    Write the files, then commit; an interrupted write leaves the directory incomplete,
+    and the next attempt overwrites what it left::
+
+        with target.writing() as directory:
+            directory.file("part-0.json", JSON()).save([1, 2])
+    """
+
+    __slots__ = ("_fs", "_path", "uri")
+
+    def __init__(self, uri: str, *, fs: AbstractFileSystem | None = None) -> None:
+        self.uri = uri.rstrip("/")
+        if fs is None:
+            self._fs, self._path = resolve(self.uri)
+        else:
+            self._fs, self._path = fs, fs._strip_protocol(self.uri)
+
+    def __repr__(self) -> str:
+        return f"DirectoryTarget({self.uri!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DirectoryTarget) and other.uri == self.uri
+
+    def __hash__(self) -> int:
+        return hash(self.uri)
+
+    @property
+    def marker(self) -> FileTarget[str]:
+        """The commit marker whose presence makes the directory complete."""
+        return FileTarget(f"{self.uri}/{COMMIT_MARKER}", fs=self._fs)
+
+    def exists(self) -> bool:
+        """Whether the directory has been committed."""
+        return self.marker.exists()
+
+    @overload
+    def file(self, relpath: str) -> FileTarget[Any]: ...
+    @overload
+    def file(self, relpath: str, serializer: Serializer[T]) -> FileTarget[T]: ...
+    def file(self, relpath: str, serializer: Serializer[Any] | None = None) -> FileTarget[Any]:
+        """A file inside the directory (rewritable until the directory is committed)."""
+        if relpath.strip("/") == COMMIT_MARKER:
+            raise ValueError(f"{COMMIT_MARKER} is reserved for the commit marker")
+        return FileTarget(
+            f"{self.uri}/{relpath.lstrip('/')}", serializer, write_once=False, fs=self._fs
+        )
+
+    def listdir(self) -> list[str]:
+        """The relative paths of the files in the directory, the marker left out."""
+        base = self._path.rstrip("/") + "/"
+        return sorted(
+            path[len(base) :]
+            for path in self._fs.find(self._path)
+            if path.startswith(base) and path[len(base) :] != COMMIT_MARKER
+        )
+
+    def commit(self) -> None:
+        """Mark the directory complete; ``TargetExistsError`` if it already was."""
+        with self.marker.open("w") as marker:
+            marker.write("committed\n")
+
+    @contextmanager
+    def writing(self) -> Iterator["DirectoryTarget"]:
+        """Write files inside the block; the directory is committed if the block succeeds."""
+        if self.exists():
+            raise _exists_error(self.uri)
+        yield self
+        self.commit()
+
+    def remove(self) -> None:
+        """Delete the directory and everything in it."""
+        if self._fs.exists(self._path):
+            self._fs.rm(self._path, recursive=True)
+
+
+def _probe(target: Target) -> tuple[AbstractFileSystem, str] | None:
+    if isinstance(target, FileTarget):
+        return target.fs, target.path
+    if isinstance(target, DirectoryTarget):
+        marker = target.marker
+        return marker.fs, marker.path
+    return None
+
+
+async def exists_many_async(targets: Sequence[Target]) -> list[bool]:
+    """Whether each target exists, checked in batches and concurrently where it pays.
+
+    Object stores with async clients (S3, GCS) get concurrent requests, bounded in number;
+    other filesystems are checked in one batch on a worker thread.
+    """
+    results: list[bool] = [False] * len(targets)
+    batches: dict[int, tuple[AbstractFileSystem, list[tuple[int, str]]]] = {}
+    others: list[int] = []
+    for index, target in enumerate(targets):
+        probe = _probe(target)
+        if probe is None:
+            others.append(index)
+            continue
+        fs, path = probe
+        batches.setdefault(id(fs), (fs, []))[1].append((index, path))
+
+    async def check_batch(fs: AbstractFileSystem, items: list[tuple[int, str]]) -> None:
+        if isinstance(fs, AsyncFileSystem):
+            found = await _exists_concurrently(fs, [path for _, path in items])
+        else:
+            found = await asyncio.to_thread(lambda: [bool(fs.exists(path)) for _, path in items])
+        for (index, _), exists in zip(items, found, strict=True):
+            results[index] = exists
+
+    async def check_others() -> None:
+        found = await asyncio.to_thread(lambda: [targets[index].exists() for index in others])
+        for index, exists in zip(others, found, strict=True):
+            results[index] = exists
+
+    jobs: list[Awaitable[None]] = [check_batch(fs, items) for fs, items in batches.values()]
+    if others:
+        jobs.append(check_others())
+    await asyncio.gather(*jobs)
+    return results
+
+
+async def _exists_concurrently(fs: AsyncFileSystem, paths: list[str]) -> list[bool]:
+    # fsspec async filesystems run their own event loop on a thread: run the batch there.
+    async def on_fs_loop() -> list[bool]:
+        limit = asyncio.Semaphore(_EXISTS_CONCURRENCY)
+
+        async def one(path: str) -> bool:
+            async with limit:
+                return bool(await fs._exists(path))
+
+        return list(await asyncio.gather(*(one(path) for path in paths)))
+
+    if fs.asynchronous:
+        return await on_fs_loop()
+    future = asyncio.run_coroutine_threadsafe(on_fs_loop(), fs.loop)
+    return await asyncio.wrap_future(future)
+
+
+def exists_many(targets: Iterable[Target]) -> list[bool]:
+    """Whether each target exists: the blocking form of ``exists_many_async``."""
+    return _run_blocking(lambda: exists_many_async(list(targets)))
+
+
+def _run_blocking(make: Callable[[], Awaitable[T]]) -> T:
+    async def main() -> T:
+        return await make()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    # Called from inside an event loop (a notebook): run on a thread of its own.
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            outcome.append(asyncio.run(main()))
+        except BaseException as error:
+            failure.append(error)
+
+    thread = threading.Thread(target=worker, name="stardag-exists-many")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
+

@@ -1,0 +1,290 @@
+"""Tasks: frozen pydantic models whose parameters determine their id, and the id their output.
+
+A task class declares its parameters as pydantic fields and implements ``run`` (plain,
+``async``, or a generator that yields the tasks it needs once running: dynamic
+dependencies), ``requires`` and ``output``. Its family, the ``(namespace, name)`` pair,
+defaults to the module's namespace (``sd.namespace``) and the class name; set either, and
+the version, with class keywords::
+
+    class Train(sd.AutoTask[float], namespace="ml", version="2"):
+        epochs: int
+"""
+
+from collections.abc import Coroutine, Generator, Mapping, Sequence
+from functools import cached_property
+from typing import Any, ClassVar, Self, TypeAlias, Union, get_type_hints
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ModelWrapValidatorHandler,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
+
+from stardag_core import families
+from stardag_core.exceptions import TaskDefinitionError
+from stardag_core.params import UNSET, Param
+from stardag_core.task_id import sorted_set_items, task_id
+from stardag_core.targets import FileTarget, Target
+
+TaskStruct: TypeAlias = Union["Task", Sequence["TaskStruct"], Mapping[str, "TaskStruct"], None]
+"""What ``requires`` returns: a task, or tasks nested in lists, tuples and dicts, or None."""
+
+TargetStruct: TypeAlias = Union[Target, Sequence["TargetStruct"], Mapping[str, "TargetStruct"], None]
+"""What ``output`` returns: a target, or targets nested in lists, tuples and dicts."""
+
+RunResult: TypeAlias = None | Generator[TaskStruct, None, None] | Coroutine[Any, Any, None]
+"""What ``run`` returns: nothing, a generator yielding dynamic dependencies, or a coroutine."""
+
+_RESERVED_FIELDS = frozenset({"id", "version"})
+_HASH_ROOT = "stardag.hash_root"
+_SCALARS = (str, int, float, bool, type(None), UUID)
+
+
+class Task(BaseModel):
+    """A unit of work with a deterministic id: its family, version and parameters."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", polymorphic_serialization=True)
+
+    __task_namespace__: ClassVar[str] = ""
+    __task_name__: ClassVar[str] = "Task"
+    __task_version__: ClassVar[str] = ""
+    __loads_type__: ClassVar[Any] = None
+    """The type ``output().load()`` returns, when the class declares it; else None."""
+    __hash_excluded__: ClassVar[frozenset[str]] = frozenset()
+    __compat_defaults__: ClassVar[Mapping[str, Any]] = {}
+
+    def __init_subclass__(
+        cls,
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        version: str | int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__task_name__ = cls.__name__ if name is None else name
+        cls.__task_namespace__ = (
+            families.namespace_of_module(cls.__module__) if namespace is None else namespace
+        )
+        if version is not None:
+            cls.__task_version__ = str(version)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        reserved = _RESERVED_FIELDS.intersection(cls.model_fields)
+        if reserved:
+            raise TaskDefinitionError(
+                f"{cls.__qualname__} declares the parameter {sorted(reserved)[0]!r}, a name "
+                "stardag reserves (task.id, the version keyword): rename the parameter"
+            )
+        cls.__hash_excluded__, cls.__compat_defaults__ = _id_options(cls)
+        if "output" in cls.__dict__:
+            cls.__loads_type__ = _loads_type_of_output(cls)
+        if cls.is_concrete():
+            families.register(cls)
+
+    @classmethod
+    def is_concrete(cls) -> bool:
+        """Whether this is a task class proper, not a generic base or its parametrization."""
+        generic = cls.__pydantic_generic_metadata__
+        return generic["origin"] is None and not generic["parameters"]
+
+    @classmethod
+    def get_namespace(cls) -> str:
+        """The family namespace ("" when none is set)."""
+        return cls.__task_namespace__
+
+    @classmethod
+    def get_name(cls) -> str:
+        """The family name (the class name unless ``name=`` is given)."""
+        return cls.__task_name__
+
+    @classmethod
+    def get_version(cls) -> str:
+        """The version ("" when none is set); changing it changes every id of the class."""
+        return cls.__task_version__
+
+    @cached_property
+    def id(self) -> UUID:
+        """The task id: computed once, from the family, version and parameters."""
+        return task_id(self.id_payload())
+
+    def id_payload(self) -> dict[str, Any]:
+        """The canonical payload the id hashes (nested tasks appear as their id)."""
+        return self.__pydantic_serializer__.to_python(  # type: ignore[no-any-return]
+            self, mode="json", context={_HASH_ROOT: self}
+        )
+
+    def requires(self) -> TaskStruct:
+        """The tasks this task needs; by default, every task among its parameters."""
+        found = {
+            name: value
+            for name in type(self).model_fields
+            if _holds_task(value := getattr(self, name))
+        }
+        return found or None
+
+    def run(self) -> RunResult:
+        """Produce the output; may be ``async``, or a generator yielding dynamic dependencies."""
+        raise NotImplementedError(
+            f"{type(self).__qualname__} does not implement run(): define it to produce the output"
+        )
+
+    def output(self) -> TargetStruct:
+        """Where the task's output lives: a target or a struct of targets (None: no output)."""
+        return None
+
+    def complete(self) -> bool:
+        """Whether the task is done: by default, whether all its output targets exist."""
+        targets = flatten_targets(self.output())
+        return bool(targets) and all(target.exists() for target in targets)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; with ``update``, a new task (validated) with its own id."""
+        if update:
+            return self.model_validate({**dict(self), **update})
+        return super().model_copy(deep=deep)
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @model_serializer(mode="wrap")
+    def _serialize(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        context = info.context
+        hashing = isinstance(context, dict) and _HASH_ROOT in context
+        if hashing and context[_HASH_ROOT] is not self:
+            return {"id": str(self.id)}
+        data: dict[str, Any] = handler(self)
+        cls = type(self)
+        if hashing:
+            for name in cls.__hash_excluded__:
+                data.pop(name, None)
+            for name, default in cls.__compat_defaults__.items():
+                if getattr(self, name) == default:
+                    data.pop(name, None)
+        for name, dumped in data.items():
+            raw = getattr(self, name)
+            if not isinstance(raw, _SCALARS) and not isinstance(raw, Task):
+                data[name] = _order_sets(raw, dumped)
+        return {
+            "__namespace": cls.__task_namespace__,
+            "__name": cls.__task_name__,
+            "version": cls.__task_version__,
+            **data,
+        }
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _deserialize(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        if not isinstance(data, Mapping):
+            return handler(data)
+        if "__name" in data:
+            try:
+                stored_class = families.lookup(data.get("__namespace", ""), data["__name"])
+            except KeyError as error:
+                raise ValueError(error.args[0]) from None
+            if stored_class is not cls:
+                if not issubclass(stored_class, cls):
+                    raise ValueError(
+                        f"expected a {cls.__qualname__} task, got a "
+                        f"{stored_class.__qualname__} task, which is not a subclass of it"
+                    )
+                return stored_class.model_validate(data)  # type: ignore[return-value]
+            data = {key: value for key, value in data.items() if key not in ("__name", "__namespace")}
+        if "version" in data:
+            data = dict(data)
+            stored_version = data.pop("version")
+            if stored_version != cls.__task_version__:
+                raise ValueError(
+                    f"the stored task has version {stored_version!r} but {cls.__qualname__} is "
+                    f"at version {cls.__task_version__!r}: its id and output would differ"
+                )
+        missing = cls.__compat_defaults__.keys() - data.keys()
+        if missing:
+            data = {**data, **{name: cls.__compat_defaults__[name] for name in missing}}
+        return handler(data)
+
+
+def flatten_tasks(struct: TaskStruct) -> list[Task]:
+    """The tasks in a task struct, in order."""
+    if struct is None:
+        return []
+    if isinstance(struct, Task):
+        return [struct]
+    values = struct.values() if isinstance(struct, Mapping) else struct
+    return [task for value in values for task in flatten_tasks(value)]
+
+
+def flatten_targets(struct: TargetStruct) -> list[Target]:
+    """The targets in a target struct, in order."""
+    if struct is None:
+        return []
+    if isinstance(struct, Mapping):
+        return [target for value in struct.values() for target in flatten_targets(value)]
+    if isinstance(struct, list | tuple):
+        return [target for value in struct for target in flatten_targets(value)]
+    return [struct]
+
+
+def _holds_task(value: Any) -> bool:
+    if isinstance(value, Task):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_holds_task(item) for item in value)
+    if isinstance(value, Mapping):
+        return any(_holds_task(item) for item in value.values())
+    return False
+
+
+def _id_options(cls: type[Task]) -> tuple[frozenset[str], dict[str, Any]]:
+    excluded: set[str] = set()
+    compat_defaults: dict[str, Any] = {}
+    for name, field in cls.model_fields.items():
+        for option in field.metadata:
+            if not isinstance(option, Param):
+                continue
+            if option.hash_exclude:
+                excluded.add(name)
+            if option.compat_default is not UNSET:
+                compat_defaults[name] = option.compat_default
+    return frozenset(excluded), compat_defaults
+
+
+def _loads_type_of_output(cls: type[Task]) -> Any:
+    hint = get_type_hints(cls.output).get("return")
+    if getattr(hint, "__origin__", None) is FileTarget:
+        return hint.__args__[0]  # type: ignore[union-attr]
+    return None
+
+
+def _order_sets(raw: Any, dumped: Any) -> Any:
+    """``dumped`` with every set (dumped as a list) in canonical order, at any depth."""
+    if isinstance(raw, set | frozenset):
+        if not isinstance(dumped, list) or len(dumped) != len(raw):
+            return dumped
+        return sorted_set_items([_order_sets(r, d) for r, d in zip(raw, dumped, strict=True)])
+    if isinstance(raw, list | tuple):
+        if not isinstance(dumped, list) or len(dumped) != len(raw):
+            return dumped
+        return [_order_sets(r, d) for r, d in zip(raw, dumped, strict=True)]
+    if isinstance(raw, Mapping):
+        if not isinstance(dumped, dict) or len(dumped) != len(raw):
+            return dumped
+        return {
+            key: _order_sets(r, d)
+            for r, (key, d) in zip(raw.values(), dumped.items(), strict=True)
+        }
+    if isinstance(raw, BaseModel) and not isinstance(raw, Task) and isinstance(dumped, dict):
+        return {
+            key: _order_sets(getattr(raw, key), d) if key in type(raw).model_fields else d
+            for key, d in dumped.items()
+        }
+    return dumped

@@ -1,0 +1,33 @@
+"""The task id: one pure function from a task's canonical payload to a UUID.
+
+The scheme is shared with the original stardag so that outputs written by either are found
+by both: UUID5, in a fixed namespace, over compact, key-sorted JSON of
+``{"__namespace": ..., "__name": ..., "version": ..., <parameters in JSON mode>}``, where a
+task nested as a parameter contributes ``{"id": "<its id>"}``. Never change this module's
+output for an existing payload: golden tests pin it.
+"""
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID, uuid5
+
+TASK_ID_NAMESPACE = UUID("9ca26b27-f7ee-4044-8b3c-e335dc5778dc")
+
+
+def canonical_json(payload: Mapping[str, Any]) -> str:
+    """The canonical text of a payload: compact separators, keys sorted at every level."""
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+
+
+def task_id(payload: Mapping[str, Any]) -> UUID:
+    """The task id of a canonical (JSON-mode) payload."""
+    return uuid5(TASK_ID_NAMESPACE, canonical_json(payload))
+
+
+def sorted_set_items(items: list[Any]) -> list[Any]:
+    """A JSON-mode set's items in canonical order: by value, or by their JSON when mixed."""
+    try:
+        return sorted(items)
+    except TypeError:
+        return sorted(items, key=lambda item: json.dumps(item, separators=(",", ":"), sort_keys=True, ensure_ascii=False))
