@@ -17,9 +17,11 @@
 """
 
 from stardag_core.auto_task import AutoTask, default_relpath
+from stardag_core.build import BuildSummary, TaskFailure, build
 from stardag_core.config import Settings, get_settings, use_settings
 from stardag_core.decorator import Depends, task
 from stardag_core.exceptions import (
+    BuildFailedError,
     ConfigError,
     SerializationError,
     StardagError,
@@ -53,6 +55,8 @@ from stardag_core.task_loads import TaskLoads
 __all__ = [
     "JSON",
     "AutoTask",
+    "BuildFailedError",
+    "BuildSummary",
     "Bytes",
     "ConfigError",
     "Depends",
@@ -72,9 +76,11 @@ __all__ = [
     "TargetExistsError",
     "Task",
     "TaskDefinitionError",
+    "TaskFailure",
     "TaskLoads",
     "TaskStruct",
     "Text",
+    "build",
     "default_relpath",
     "exists_many",
     "exists_many_async",

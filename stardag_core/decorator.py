@@ -151,7 +151,7 @@ def _task_class(
         key: value
         for key, value in (
             ("name", name),
-            ("namespace", namespace),
+            ("task_namespace", namespace),
             ("version", version),
             ("target_root", target_root),
         )

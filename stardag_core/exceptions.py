@@ -7,7 +7,8 @@ Every error stardag raises on purpose derives from one root::
      ├── ConfigError             settings or target roots are missing or invalid
      ├── TargetError             reading or writing a task output failed
      │    └── TargetExistsError  a write-once target already exists
-     └── SerializationError      a value could not be dumped to, or loaded from, bytes
+     ├── SerializationError      a value could not be dumped to, or loaded from, bytes
+     └── BuildFailedError        tasks failed in a build (``BuildSummary.raise_on_failure``)
 
 Invalid task *parameters* raise pydantic's ``ValidationError``, which names the field.
 """
@@ -35,3 +36,7 @@ class TargetExistsError(TargetError, FileExistsError):
 
 class SerializationError(StardagError):
     """A value could not be serialized, or stored bytes could not be loaded."""
+
+
+class BuildFailedError(StardagError):
+    """One or more tasks of a build failed; the message lists them with their errors."""

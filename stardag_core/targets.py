@@ -57,10 +57,20 @@ def resolve(uri: str) -> tuple[AbstractFileSystem, str]:
     return fs, fs._strip_protocol(uri)
 
 
+# Object stores must not answer existence checks from a listing cached before another
+# worker wrote the object.
+_FILESYSTEM_OPTIONS: dict[str, dict[str, Any]] = {
+    "s3": {"use_listings_cache": False},
+    "s3a": {"use_listings_cache": False},
+    "gs": {"use_listings_cache": False},
+    "gcs": {"use_listings_cache": False},
+}
+
+
 @lru_cache(maxsize=64)
 def _filesystem(protocol: str) -> AbstractFileSystem:
     try:
-        return fsspec.filesystem(protocol)
+        return fsspec.filesystem(protocol, **_FILESYSTEM_OPTIONS.get(protocol, {}))
     except ImportError as error:
         raise TargetError(
             f"the {protocol}:// filesystem needs a package that is not installed: {error}"

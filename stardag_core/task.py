@@ -4,9 +4,10 @@ A task class declares its parameters as pydantic fields and implements ``run`` (
 ``async``, or a generator that yields the tasks it needs once running: dynamic
 dependencies), ``requires`` and ``output``. Its family, the ``(namespace, name)`` pair,
 defaults to the module's namespace (``sd.namespace``) and the class name; set either, and
-the version, with class keywords::
+the version, with class keywords (``task_namespace``, since pydantic's metaclass takes
+``namespace`` for itself)::
 
-    class Train(sd.AutoTask[float], namespace="ml", version="2"):
+    class Train(sd.AutoTask[float], task_namespace="ml", version="2"):
         epochs: int
 """
 
@@ -61,7 +62,7 @@ class Task(BaseModel):
     def __init_subclass__(
         cls,
         *,
-        namespace: str | None = None,
+        task_namespace: str | None = None,
         name: str | None = None,
         version: str | int | None = None,
         **kwargs: Any,
@@ -69,7 +70,9 @@ class Task(BaseModel):
         super().__init_subclass__(**kwargs)
         cls.__task_name__ = cls.__name__ if name is None else name
         cls.__task_namespace__ = (
-            families.namespace_of_module(cls.__module__) if namespace is None else namespace
+            families.namespace_of_module(cls.__module__)
+            if task_namespace is None
+            else task_namespace
         )
         if version is not None:
             cls.__task_version__ = str(version)
@@ -148,7 +151,8 @@ class Task(BaseModel):
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy; with ``update``, a new task (validated) with its own id."""
         if update:
-            return self.model_validate({**dict(self), **update})
+            fields = {name: getattr(self, name) for name in type(self).model_fields}
+            return self.model_validate({**fields, **update})
         return super().model_copy(deep=deep)
 
     def __hash__(self) -> int:

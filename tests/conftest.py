@@ -1,0 +1,73 @@
+"""Shared fixtures: target roots on a local directory, in memory and on a real S3 server."""
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import s3fs
+from moto.server import ThreadedMotoServer
+
+import stardag_core as sd
+
+S3_BUCKET = "stardag-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server on loopback with one bucket; botocore finds it through the env."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {key: os.environ.get(key) for key in _S3_ENV}
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=endpoint,
+    )
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(S3_BUCKET)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+_S3_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+
+
+@pytest.fixture
+def local_root(tmp_path: Path) -> Iterator[str]:
+    """A fresh local directory as the default target root."""
+    root = str(tmp_path / "outputs")
+    with sd.use_settings(sd.Settings(target_roots={"default": root})):
+        yield root
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def any_root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh default target root on each kind of filesystem."""
+    prefix = uuid.uuid4().hex
+    if request.param == "local":
+        root = str(tmp_path / "outputs")
+    elif request.param == "memory":
+        root = f"memory://stardag-tests/{prefix}"
+    else:
+        request.getfixturevalue("s3_endpoint")
+        root = f"s3://{S3_BUCKET}/{prefix}"
+    with sd.use_settings(sd.Settings(target_roots={"default": root})):
+        yield root

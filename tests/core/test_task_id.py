@@ -1,0 +1,131 @@
+"""Golden task ids: the same values the original stardag computes for the same tasks."""
+
+import datetime
+from typing import Annotated
+from uuid import UUID
+
+import stardag_core as sd
+from stardag_core.task_id import TASK_ID_NAMESPACE, task_id
+from tests.core.examples.ml import Mixed, Train, combine
+
+
+@sd.task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@sd.task
+def get_range(limit: int) -> list[int]:
+    return list(range(limit))
+
+
+@sd.task
+def get_sum(integers: sd.Depends[list[int]]) -> int:
+    return sum(integers)
+
+
+def mixed(**overrides: object) -> Mixed:
+    params: dict[str, object] = {
+        "text": "naïve ☃",
+        "when": datetime.date(2024, 1, 31),
+        "options": {"z": 1, "a": None},
+    }
+    return Mixed.model_validate({**params, **overrides})
+
+
+def test_add_has_the_known_id() -> None:
+    assert add(a=1, b=2).id == UUID("fa9b74b1-1cde-5676-8650-dbcf755a2699")
+
+
+def test_id_is_uuid5_of_the_canonical_payload() -> None:
+    payload = {"__namespace": "", "__name": "add", "version": "", "b": 2, "a": 1}
+    assert task_id(payload) == add(a=1, b=2).id
+    assert TASK_ID_NAMESPACE == UUID("9ca26b27-f7ee-4044-8b3c-e335dc5778dc")
+
+
+def test_nested_task_contributes_only_its_id() -> None:
+    total = get_sum(integers=get_range(limit=4))
+    assert get_range(limit=4).id == UUID("00665fbb-0132-5628-94c0-8c6f97b66ad0")
+    assert total.id == UUID("f23b1722-2909-5fb7-89bf-dcdd0b37e930")
+    assert total.id_payload()["integers"] == {"id": "00665fbb-0132-5628-94c0-8c6f97b66ad0"}
+
+
+def test_namespace_version_and_set_parameters() -> None:
+    train = Train(learning_rate=0.1, layers=[64, 32], tags={"b", "c", "a"})
+    assert train.id == UUID("53b55e68-08a5-504e-9b90-fa49fcc1701f")
+    assert train.id_payload()["tags"] == ["a", "b", "c"]
+
+
+def test_set_order_never_changes_the_id() -> None:
+    orders = [["a", "b", "c"], ["c", "b", "a"], ["b", "a", "c"]]
+    ids = {Train(learning_rate=0.1, layers=[], tags=set(order)).id for order in orders}
+    assert len(ids) == 1
+
+
+def test_sets_of_mixed_types_and_nested_sets_order_canonically() -> None:
+    class Grid(sd.AutoTask[int]):
+        values: frozenset[int | str]
+        nested: dict[str, list[frozenset[int]]]
+
+    one = Grid(values=frozenset([3, "a", 1]), nested={"k": [frozenset([3, 1, 2])]})
+    other = Grid(values=frozenset(["a", 1, 3]), nested={"k": [frozenset([2, 3, 1])]})
+    assert one.id == other.id
+    assert one.id_payload()["values"] == ["a", 1, 3]  # mixed types sort by JSON text
+    assert one.id_payload()["nested"] == {"k": [[1, 2, 3]]}
+
+
+def test_dates_unicode_and_optional_values() -> None:
+    assert mixed().id == UUID("7a4aa12c-2351-5219-9865-1b3a28b5d53a")
+
+
+def test_hash_excluded_parameter_is_not_in_the_id() -> None:
+    assert mixed(threads=16).id == mixed().id
+    assert "threads" not in mixed(threads=16).id_payload()
+    assert mixed(threads=16).threads == 16
+
+
+def test_compat_default_keeps_old_ids_and_new_values_change_them() -> None:
+    assert "added" not in mixed().id_payload()
+    assert mixed(added="new").id == UUID("1713c9a5-8fd9-5741-b07c-a12a4d9e6dde")
+
+
+def test_adding_a_compat_default_parameter_keeps_every_existing_id() -> None:
+    class Before(sd.AutoTask[int], name="Evolving"):
+        size: int
+
+    before = Before(size=3).id
+
+    class After(sd.AutoTask[int], name="Evolving"):
+        size: int
+        mode: str = "fast"  # plain default: changes the id
+        seed: sd.TaskLoads[int] | None = None
+
+    class Compatible(sd.AutoTask[int], name="Evolving"):
+        size: int
+        mode: Annotated[str, sd.Param(compat_default="fast")] = "fast"
+
+    assert After(size=3).id != before
+    assert Compatible(size=3).id == before
+    assert Compatible(size=3, mode="slow").id != before
+
+
+def test_dependencies_given_by_decorator_compose_into_the_known_id() -> None:
+    first = Train(learning_rate=0.1, layers=[64, 32], tags={"b", "c", "a"})
+    second = Train(learning_rate=0.2, layers=[], tags=set())
+    assert combine(first=first, second=second).id == UUID("e460e10b-b537-5129-a764-f3a49117056d")
+
+
+def test_id_is_computed_once_per_instance() -> None:
+    total = get_sum(integers=get_range(limit=4))
+    assert total.id is total.id
+    assert "id" in total.__dict__
+
+
+def test_version_changes_the_id() -> None:
+    class Old(sd.AutoTask[int], name="Versioned", version="1"):
+        x: int
+
+    class New(sd.AutoTask[int], name="Versioned", version="2"):
+        x: int
+
+    assert Old(x=1).id != New(x=1).id
