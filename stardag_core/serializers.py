@@ -68,7 +68,7 @@ class JSON(Serializer[T]):
         return JSON(tp)
 
     def dump(self, value: T, file: IO[bytes]) -> None:
-        file.write(self._adapter.dump_json(value))
+        file.write(self._adapter.dump_json(value, warnings="error"))
 
     def load(self, file: IO[bytes]) -> T:
         return self._adapter.validate_json(file.read())

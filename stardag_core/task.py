@@ -13,7 +13,7 @@ the version, with class keywords (``task_namespace``, since pydantic's metaclass
 
 from collections.abc import Coroutine, Generator, Mapping, Sequence
 from functools import cached_property
-from typing import Any, ClassVar, Self, TypeAlias, Union, get_type_hints
+from typing import Any, ClassVar, Generic, Self, TypeAlias, Union, get_args, get_origin, get_type_hints
 from uuid import UUID
 
 from pydantic import (
@@ -96,7 +96,14 @@ class Task(BaseModel):
     def is_concrete(cls) -> bool:
         """Whether this is a task class proper, not a generic base or its parametrization."""
         generic = cls.__pydantic_generic_metadata__
-        return generic["origin"] is None and not generic["parameters"]
+        if generic["origin"] is not None:
+            return False
+        # A subclass of a bare generic (class X(AutoTask)) is concrete and gets its error;
+        # one that passes type variables on (class X(AutoTask[T])) is a generic base.
+        return not generic["parameters"] or not (
+            Generic in cls.__bases__
+            or any(_generic_args(base) for base in cls.__bases__)
+        )
 
     @classmethod
     def get_namespace(cls) -> str:
@@ -262,11 +269,14 @@ def _id_options(cls: type[Task]) -> tuple[frozenset[str], dict[str, Any]]:
     return frozenset(excluded), compat_defaults
 
 
+def _generic_args(cls: type) -> tuple[Any, ...]:
+    metadata = getattr(cls, "__pydantic_generic_metadata__", None)
+    return tuple(metadata["args"]) if metadata else ()
+
+
 def _loads_type_of_output(cls: type[Task]) -> Any:
     hint = get_type_hints(cls.output).get("return")
-    if getattr(hint, "__origin__", None) is FileTarget:
-        return hint.__args__[0]  # type: ignore[union-attr]
-    return None
+    return get_args(hint)[0] if get_origin(hint) is FileTarget else None
 
 
 def _order_sets(raw: Any, dumped: Any) -> Any:
