@@ -49,8 +49,8 @@ from stardag_core.targets import (
     exists_many,
     exists_many_async,
 )
-from stardag_core.task import Task, TaskStruct, flatten_targets, flatten_tasks
 from stardag_core.task_loads import TaskLoads
+from stardag_core.tasks import Task, TaskStruct, flatten_targets, flatten_tasks
 
 __all__ = [
     "JSON",

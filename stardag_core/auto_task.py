@@ -12,7 +12,7 @@ from stardag_core.config import DEFAULT_TARGET_ROOT, get_settings
 from stardag_core.exceptions import TaskDefinitionError
 from stardag_core.serializers import Serializer, serializer_for
 from stardag_core.targets import FileTarget
-from stardag_core.task import Task
+from stardag_core.tasks import Task
 
 T = TypeVar("T")
 

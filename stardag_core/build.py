@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from stardag_core.exceptions import BuildFailedError
-from stardag_core.task import Task, flatten_tasks
+from stardag_core.tasks import Task, flatten_tasks
 
 
 @dataclass(frozen=True)
@@ -111,10 +111,9 @@ class _Builder:
         self._complete[task.id] = True
         return True
 
-    def _drive(self, generator: Generator[Any, None, None]) -> None:
+    def _drive(self, generator: Generator[Any, Any, Any]) -> None:
         for yielded in generator:
             for dependency in flatten_tasks(yielded):
                 if not self.build(dependency):
-                    raise BuildFailedError(
-                        f"dynamic dependency {dependency!r} failed: {self.summary.failures[-1].error!r}"
-                    )
+                    cause = self.summary.failures[-1].error
+                    raise BuildFailedError(f"dynamic dependency {dependency!r} failed: {cause!r}")

@@ -10,9 +10,12 @@ from rich.table import Table
 from stardag_core.build import build
 from stardag_core.config import Settings, get_settings, use_settings
 from stardag_core.demo import demo_dag
-from stardag_core.task import Task, flatten_tasks
+from stardag_core.targets import FileTarget, Target
+from stardag_core.tasks import Task, flatten_targets, flatten_tasks
 
-app = typer.Typer(help="stardag: declarative DAGs of persistently stored assets.", no_args_is_help=True)
+app = typer.Typer(
+    help="stardag: declarative DAGs of persistently stored assets.", no_args_is_help=True
+)
 console = Console()
 
 
@@ -36,13 +39,16 @@ def demo(
         summary.raise_on_failure()
         built = {task.id for task in summary.built}
         table = Table(title="stardag demo", title_justify="left")
-        for column in ("task", "status", "output"):
-            table.add_column(column)
-        for task in _walk(dag):
+        table.add_column("task", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        table.add_column("output", overflow="fold")
+        tasks = _walk(dag)
+        for task in tasks:
             status = "[green]built[/]" if task.id in built else "[dim]already complete[/]"
-            table.add_row(f"{task.get_name()} {str(task.id)[:8]}", status, task.output().uri)
+            where = ", ".join(_describe(target) for target in flatten_targets(task.output()))
+            table.add_row(f"{task.get_name()} {str(task.id)[:8]}", status, where)
         console.print(table)
-        console.print(f"\n{len(summary.built)} built, {len(summary.skipped)} already complete.")
+        console.print(f"\n{len(built)} built, {len(tasks) - len(built)} already complete.")
         console.print(f"Report ({dag.output().uri}):\n")
         console.print(dag.load(), markup=False)
 
@@ -59,3 +65,7 @@ def _walk(root: Task) -> list[Task]:
 
     visit(root)
     return list(seen.values())
+
+
+def _describe(target: Target) -> str:
+    return target.uri if isinstance(target, FileTarget) else repr(target)

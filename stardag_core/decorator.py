@@ -20,12 +20,12 @@ import types
 import typing
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar, cast, overload
 
 from stardag_core.auto_task import AutoTask
 from stardag_core.exceptions import TaskDefinitionError
-from stardag_core.task import Task
 from stardag_core.task_loads import task_loads
+from stardag_core.tasks import Task
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -109,8 +109,9 @@ def _task_class(
     for parameter in inspect.signature(fn).parameters.values():
         if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
             raise TaskDefinitionError(
-                f"@task {fn.__qualname__}: parameter {parameter.name!r} is {parameter.kind.description}; "
-                "task parameters are passed by name, so use plain or keyword-only parameters"
+                f"@task {fn.__qualname__}: parameter {parameter.name!r} is "
+                f"{parameter.kind.description}; task parameters are passed by name, so use "
+                "plain or keyword-only parameters"
             )
         annotations[parameter.name] = hints.get(parameter.name, Any)
         if parameter.default is not parameter.empty:
@@ -159,7 +160,7 @@ def _task_class(
     }
     cls: type[AutoTask[Any]] = types.new_class(
         fn.__name__,
-        (AutoTask[hints["return"]],),  # type: ignore[name-defined]
+        (cast(Any, AutoTask)[hints["return"]],),
         keywords,
         lambda namespace_: namespace_.update(body),
     )

@@ -3,6 +3,7 @@
 import random
 import statistics
 
+from stardag_core.auto_task import AutoTask
 from stardag_core.decorator import Depends, task
 from stardag_core.families import namespace
 
@@ -36,7 +37,9 @@ def report(summaries: dict[str, Depends[dict[str, float]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def demo_dag(sensors: tuple[str, ...] = ("north", "south", "east"), samples: int = 1000) -> report:
+def demo_dag(
+    sensors: tuple[str, ...] = ("north", "south", "east"), samples: int = 1000
+) -> AutoTask[str]:
     """The demo's root task: one report over a summary of each sensor's measurements."""
     return report(
         summaries={

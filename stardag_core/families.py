@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from stardag_core.task import Task
+    from stardag_core.tasks import Task
 
 logger = logging.getLogger(__name__)
 

@@ -55,22 +55,22 @@ class Serializer(ABC, Generic[T]):
         return hash(type(self))
 
 
-class JSON(Serializer[T]):
+class JSON(Serializer[Any]):
     """JSON through pydantic: loads back the declared type (models, dates, sets, tuples…)."""
 
     extension = "json"
 
     def __init__(self, tp: Any = Any) -> None:
         self._type = tp
-        self._adapter: TypeAdapter[T] = TypeAdapter(tp)
+        self._adapter: TypeAdapter[Any] = TypeAdapter(tp)
 
-    def for_type(self, tp: Any) -> "JSON[Any]":
+    def for_type(self, tp: Any) -> "JSON":
         return JSON(tp)
 
-    def dump(self, value: T, file: IO[bytes]) -> None:
+    def dump(self, value: Any, file: IO[bytes]) -> None:
         file.write(self._adapter.dump_json(value, warnings="error"))
 
-    def load(self, file: IO[bytes]) -> T:
+    def load(self, file: IO[bytes]) -> Any:
         return self._adapter.validate_json(file.read())
 
     def __eq__(self, other: object) -> bool:
@@ -187,7 +187,7 @@ class GZip(Serializer[T]):
         return hash((GZip, self.inner))
 
 
-_UNSTORABLE_ORIGINS: tuple[type, ...] = (
+_UNSTORABLE_ORIGINS: tuple[Any, ...] = (
     collections.abc.Iterator,
     collections.abc.AsyncIterator,
     collections.abc.Awaitable,

@@ -50,7 +50,7 @@ class Target(Protocol):
 
 def resolve(uri: str) -> tuple[AbstractFileSystem, str]:
     """The fsspec filesystem and the path on it for a URL."""
-    root, sep, rest = uri.partition("://")
+    root, sep, _ = uri.partition("://")
     if not sep:
         return _filesystem("file"), uri
     fs = _filesystem(root)
@@ -445,4 +445,3 @@ def _run_blocking(make: Callable[[], Awaitable[T]]) -> T:
     if failure:
         raise failure[0]
     return outcome[0]
-

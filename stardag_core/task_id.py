@@ -30,4 +30,9 @@ def sorted_set_items(items: list[Any]) -> list[Any]:
     try:
         return sorted(items)
     except TypeError:
-        return sorted(items, key=lambda item: json.dumps(item, separators=(",", ":"), sort_keys=True, ensure_ascii=False))
+        return sorted(
+            items,
+            key=lambda item: json.dumps(
+                item, separators=(",", ":"), sort_keys=True, ensure_ascii=False
+            ),
+        )

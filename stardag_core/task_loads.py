@@ -21,7 +21,7 @@ from pydantic_core import core_schema
 
 from stardag_core.auto_task import AutoTask
 from stardag_core.exceptions import TaskDefinitionError
-from stardag_core.task import Task
+from stardag_core.tasks import Task
 
 T = TypeVar("T")
 
@@ -36,8 +36,10 @@ def loads_compatible(produced: Any, wanted: Any) -> bool:
         return issubclass(produced, wanted)
     produced_origin, wanted_origin = typing.get_origin(produced), typing.get_origin(wanted)
     if produced_origin is None or produced_origin != wanted_origin:
-        return isinstance(wanted, type) and produced_origin is not None and issubclass(
-            produced_origin, wanted
+        return (
+            isinstance(wanted, type)
+            and produced_origin is not None
+            and issubclass(produced_origin, wanted)
         )
     produced_args, wanted_args = typing.get_args(produced), typing.get_args(wanted)
     return len(produced_args) == len(wanted_args) and all(

@@ -1,6 +1,7 @@
 """The @task decorator: functions as tasks, Depends, and parity with the class API."""
 
 import asyncio
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import pytest
@@ -52,7 +53,9 @@ def test_depends_rejects_a_task_of_the_wrong_output_type() -> None:
     def greeting(name: str) -> str:
         return f"hello {name}"
 
-    with pytest.raises(ValueError, match=r"loads as list\[int\], got .*greeting, whose output loads as str"):
+    with pytest.raises(
+        ValueError, match=r"loads as list\[int\], got .*greeting, whose output loads as str"
+    ):
         get_sum(integers=greeting(name="x"))
 
 
@@ -105,7 +108,7 @@ def test_class_and_decorator_apis_give_the_same_id_and_output(local_root: str) -
 
     decorated = add(a=1, b=2)
 
-    class add(sd.AutoTask[int]):  # type: ignore[no-redef]  # noqa: N801
+    class add(sd.AutoTask[int]):  # type: ignore[no-redef]
         a: int
         b: int
 
@@ -145,7 +148,6 @@ def test_definition_errors_name_the_problem() -> None:
             return 0
 
     with pytest.raises(sd.TaskDefinitionError, match="produce a concrete value"):
-        from collections.abc import Iterator
 
         @sd.task
         def lazy(n: int) -> Iterator[int]:

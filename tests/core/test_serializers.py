@@ -36,12 +36,12 @@ def frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return True
 
 
-def series_equal(a: pd.Series, b: pd.Series) -> bool:  # type: ignore[type-arg]
+def series_equal(a: pd.Series, b: pd.Series) -> bool:
     pd.testing.assert_series_equal(a, b)
     return True
 
 
-def arrays_equal(a: np.ndarray, b: np.ndarray) -> bool:  # type: ignore[type-arg]
+def arrays_equal(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(a.dtype == b.dtype and np.array_equal(a, b))
 
 
@@ -52,22 +52,52 @@ def equal(a: object, b: object) -> bool:
 CASES: list[tuple[str, Any, Any, type[sd.Serializer[Any]], str, Callable[[Any, Any], bool]]] = [
     ("int", int, 42, sd.JSON, "json", equal),
     ("nested", dict[str, list[Point]], {"a": [Point(x=1, y=2)]}, sd.JSON, "json", equal),
-    ("set-tuple-date", tuple[set[int], datetime.date], ({3, 1}, datetime.date(2024, 2, 29)), sd.JSON, "json", equal),
+    (
+        "set-tuple-date",
+        tuple[set[int], datetime.date],
+        ({3, 1}, datetime.date(2024, 2, 29)),
+        sd.JSON,
+        "json",
+        equal,
+    ),
     ("text", str, "naïve ☃\nline two", sd.Text, "txt", equal),
     ("bytes", bytes, b"\x00\xff binary", sd.Bytes, "bin", equal),
-    ("dataframe", pd.DataFrame, pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), sd.Parquet, "parquet", frames_equal),
+    (
+        "dataframe",
+        pd.DataFrame,
+        pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}),
+        sd.Parquet,
+        "parquet",
+        frames_equal,
+    ),
     ("series", pd.Series, pd.Series([1.5, 2.5], name="price"), sd.Parquet, "parquet", series_equal),
     ("unnamed-series", pd.Series, pd.Series([1, 2]), sd.Parquet, "parquet", series_equal),
-    ("ndarray", np.ndarray, np.arange(6, dtype=np.int16).reshape(2, 3), sd.Numpy, "npy", arrays_equal),
+    (
+        "ndarray",
+        np.ndarray,
+        np.arange(6, dtype=np.int16).reshape(2, 3),
+        sd.Numpy,
+        "npy",
+        arrays_equal,
+    ),
     ("pickle", Opaque, Opaque(1 + 2j), sd.Pickle, "pkl", equal),
     ("any", Any, {"anything": (1, 2)}, sd.Pickle, "pkl", equal),
-    ("gzip-json", Annotated[list[int], sd.GZip(sd.JSON())], list(range(100)), sd.GZip, "json.gz", equal),
+    (
+        "gzip-json",
+        Annotated[list[int], sd.GZip(sd.JSON())],
+        list(range(100)),
+        sd.GZip,
+        "json.gz",
+        equal,
+    ),
     ("gzip-pickle", Annotated[Opaque, sd.GZip(sd.Pickle())], Opaque(3j), sd.GZip, "pkl.gz", equal),
 ]
 
 
 @pytest.mark.parametrize(
-    ("tp", "value", "kind", "extension", "same"), [case[1:] for case in CASES], ids=[case[0] for case in CASES]
+    ("tp", "value", "kind", "extension", "same"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
 )
 def test_round_trip_on_every_filesystem(
     any_root: str,
@@ -95,7 +125,10 @@ def test_auto_task_stores_with_the_serializer_of_its_type(any_root: str) -> None
             self.output().save(pd.DataFrame({"i": range(self.rows)}))
 
     task = Frame(rows=3)
-    assert task.output().uri == f"{any_root}/Frame/{str(task.id)[:2]}/{str(task.id)[2:4]}/{task.id}.parquet"
+    assert (
+        task.output().uri
+        == f"{any_root}/Frame/{str(task.id)[:2]}/{str(task.id)[2:4]}/{task.id}.parquet"
+    )
     sd.build(task).raise_on_failure()
     assert list(task.load()["i"]) == [0, 1, 2]
 
@@ -128,14 +161,18 @@ def test_explicit_serializer_wins_over_the_implicit_choice() -> None:
 def test_serializers_compose_and_carry_their_extension() -> None:
     nested = sd.GZip(sd.GZip(sd.Text()))
     assert nested.extension == "txt.gz.gz"
-    assert repr(sd.serializer_for(Annotated[list[int], sd.GZip(sd.JSON())])) == "GZip(JSON(list[int]))"
+    assert (
+        repr(sd.serializer_for(Annotated[list[int], sd.GZip(sd.JSON())])) == "GZip(JSON(list[int]))"
+    )
 
 
 def test_corrupt_file_gives_a_clear_error(local_root: str) -> None:
     target = sd.FileTarget(f"{local_root}/broken.json", sd.JSON(list[int]))
     with target.open("w") as file:
         file.write("[1, 2,")
-    with pytest.raises(sd.SerializationError, match=r"(?s)could not load .*broken.json.*target.remove\(\)"):
+    with pytest.raises(
+        sd.SerializationError, match=r"(?s)could not load .*broken.json.*target.remove\(\)"
+    ):
         target.load()
 
 

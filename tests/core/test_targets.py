@@ -19,11 +19,22 @@ class Boom(Exception):
     pass
 
 
-def test_exception_inside_a_write_leaves_nothing(any_root: str) -> None:
-    target = sd.FileTarget(f"{any_root}/partial.txt", sd.Text())
-    with pytest.raises(Boom), target.open("w") as file:
+def write_then_fail(target: sd.FileTarget[str]) -> None:
+    with target.open("w") as file:
         file.write("half of the")
         raise Boom
+
+
+def write_shard_then_fail(directory: sd.DirectoryTarget) -> None:
+    with directory.writing():
+        directory.file("part-0.json", sd.JSON()).save([0])
+        raise Boom
+
+
+def test_exception_inside_a_write_leaves_nothing(any_root: str) -> None:
+    target = sd.FileTarget(f"{any_root}/partial.txt", sd.Text())
+    with pytest.raises(Boom):
+        write_then_fail(target)
     assert not target.exists()
     assert target.fs.find(any_root) == []  # no temporary file left behind either
     target.save("whole")
@@ -33,7 +44,7 @@ def test_exception_inside_a_write_leaves_nothing(any_root: str) -> None:
 def test_failing_serializer_leaves_nothing(any_root: str) -> None:
     target = sd.FileTarget(f"{any_root}/value.json", sd.JSON(int))
     with pytest.raises(sd.SerializationError):
-        target.save("not an int")  # type: ignore[arg-type]
+        target.save("not an int")
     assert not target.exists()
 
 
@@ -123,9 +134,8 @@ def test_unknown_protocol_is_a_clear_error() -> None:
 
 def test_directory_target_is_complete_only_when_committed(any_root: str) -> None:
     directory = sd.DirectoryTarget(f"{any_root}/shards")
-    with pytest.raises(Boom), directory.writing():
-        directory.file("part-0.json", sd.JSON()).save([0])
-        raise Boom
+    with pytest.raises(Boom):
+        write_shard_then_fail(directory)
     assert not directory.exists()
     assert directory.listdir() == ["part-0.json"]
     with directory.writing():

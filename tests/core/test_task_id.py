@@ -40,7 +40,7 @@ def test_add_has_the_known_id() -> None:
 def test_id_is_uuid5_of_the_canonical_payload() -> None:
     payload = {"__namespace": "", "__name": "add", "version": "", "b": 2, "a": 1}
     assert task_id(payload) == add(a=1, b=2).id
-    assert TASK_ID_NAMESPACE == UUID("9ca26b27-f7ee-4044-8b3c-e335dc5778dc")
+    assert UUID("9ca26b27-f7ee-4044-8b3c-e335dc5778dc") == TASK_ID_NAMESPACE
 
 
 def test_nested_task_contributes_only_its_id() -> None:

@@ -13,7 +13,17 @@ the version, with class keywords (``task_namespace``, since pydantic's metaclass
 
 from collections.abc import Coroutine, Generator, Mapping, Sequence
 from functools import cached_property
-from typing import Any, ClassVar, Generic, Self, TypeAlias, Union, get_args, get_origin, get_type_hints
+from typing import (
+    Any,
+    ClassVar,
+    Generic,
+    Self,
+    TypeAlias,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 from uuid import UUID
 
 from pydantic import (
@@ -29,16 +39,16 @@ from pydantic import (
 from stardag_core import families
 from stardag_core.exceptions import TaskDefinitionError
 from stardag_core.params import UNSET, Param
-from stardag_core.task_id import sorted_set_items, task_id
 from stardag_core.targets import FileTarget, Target
+from stardag_core.task_id import sorted_set_items, task_id
 
 TaskStruct: TypeAlias = Union["Task", Sequence["TaskStruct"], Mapping[str, "TaskStruct"], None]
 """What ``requires`` returns: a task, or tasks nested in lists, tuples and dicts, or None."""
 
-TargetStruct: TypeAlias = Union[Target, Sequence["TargetStruct"], Mapping[str, "TargetStruct"], None]
+TargetStruct: TypeAlias = Target | Sequence["TargetStruct"] | Mapping[str, "TargetStruct"] | None
 """What ``output`` returns: a target, or targets nested in lists, tuples and dicts."""
 
-RunResult: TypeAlias = None | Generator[TaskStruct, None, None] | Coroutine[Any, Any, None]
+RunResult: TypeAlias = Generator[TaskStruct, None, None] | Coroutine[Any, Any, None] | None
 """What ``run`` returns: nothing, a generator yielding dynamic dependencies, or a coroutine."""
 
 _RESERVED_FIELDS = frozenset({"id", "version"})
@@ -101,8 +111,7 @@ class Task(BaseModel):
         # A subclass of a bare generic (class X(AutoTask)) is concrete and gets its error;
         # one that passes type variables on (class X(AutoTask[T])) is a generic base.
         return not generic["parameters"] or not (
-            Generic in cls.__bases__
-            or any(_generic_args(base) for base in cls.__bases__)
+            Generic in cls.__bases__ or any(_generic_args(base) for base in cls.__bases__)
         )
 
     @classmethod
@@ -170,8 +179,9 @@ class Task(BaseModel):
         self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
     ) -> dict[str, Any]:
         context = info.context
-        hashing = isinstance(context, dict) and _HASH_ROOT in context
-        if hashing and context[_HASH_ROOT] is not self:
+        hash_root = context.get(_HASH_ROOT) if isinstance(context, dict) else None
+        hashing = hash_root is not None
+        if hashing and hash_root is not self:
             return {"id": str(self.id)}
         data: dict[str, Any] = handler(self)
         cls = type(self)
@@ -208,8 +218,10 @@ class Task(BaseModel):
                         f"expected a {cls.__qualname__} task, got a "
                         f"{stored_class.__qualname__} task, which is not a subclass of it"
                     )
-                return stored_class.model_validate(data)  # type: ignore[return-value]
-            data = {key: value for key, value in data.items() if key not in ("__name", "__namespace")}
+                return stored_class.model_validate(data)
+            data = {
+                key: value for key, value in data.items() if key not in ("__name", "__namespace")
+            }
         if "version" in data:
             data = dict(data)
             stored_version = data.pop("version")
@@ -240,7 +252,7 @@ def flatten_targets(struct: TargetStruct) -> list[Target]:
         return []
     if isinstance(struct, Mapping):
         return [target for value in struct.values() for target in flatten_targets(value)]
-    if isinstance(struct, list | tuple):
+    if isinstance(struct, Sequence):
         return [target for value in struct for target in flatten_targets(value)]
     return [struct]
 
@@ -293,8 +305,7 @@ def _order_sets(raw: Any, dumped: Any) -> Any:
         if not isinstance(dumped, dict) or len(dumped) != len(raw):
             return dumped
         return {
-            key: _order_sets(r, d)
-            for r, (key, d) in zip(raw.values(), dumped.items(), strict=True)
+            key: _order_sets(r, d) for r, (key, d) in zip(raw.values(), dumped.items(), strict=True)
         }
     if isinstance(raw, BaseModel) and not isinstance(raw, Task) and isinstance(dumped, dict):
         return {
