@@ -129,3 +129,13 @@ def test_version_changes_the_id() -> None:
         x: int
 
     assert Old(x=1).id != New(x=1).id
+
+
+def test_output_path_layout_is_pinned(local_root: str) -> None:
+    train = Train(learning_rate=0.1, layers=[64, 32], tags={"b", "c", "a"})
+    assert train.output().uri == (
+        f"{local_root}/examples/ml/Train/v2/53/b5/53b55e68-08a5-504e-9b90-fa49fcc1701f.json"
+    )
+    assert add(a=1, b=2).output().uri == (
+        f"{local_root}/add/fa/9b/fa9b74b1-1cde-5676-8650-dbcf755a2699.json"
+    )
