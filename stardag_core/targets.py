@@ -82,10 +82,42 @@ def _filesystem(protocol: str) -> AbstractFileSystem:
         ) from error
 
 
-class FileTarget(Generic[T]):
+class _Located:
+    """A URL and where it resolves: the fsspec filesystem and the path on it."""
+
+    __slots__ = ("_fs", "_path", "uri")
+
+    def __init__(self, uri: str, fs: AbstractFileSystem | None) -> None:
+        self.uri = uri
+        if fs is None:
+            self._fs, self._path = resolve(uri)
+        else:
+            self._fs, self._path = fs, fs._strip_protocol(uri)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.uri == self.uri
+
+    def __hash__(self) -> int:
+        return hash(self.uri)
+
+    @property
+    def fs(self) -> AbstractFileSystem:
+        """The fsspec filesystem holding the target."""
+        return self._fs
+
+    @property
+    def path(self) -> str:
+        """The target's path on its filesystem."""
+        return self._path
+
+
+class FileTarget(_Located, Generic[T]):
     """One file at an fsspec URL, with an optional serializer for ``save`` and ``load``."""
 
-    __slots__ = ("_fs", "_path", "serializer", "uri", "write_once")
+    __slots__ = ("serializer", "write_once")
 
     def __init__(
         self,
@@ -95,32 +127,9 @@ class FileTarget(Generic[T]):
         write_once: bool = True,
         fs: AbstractFileSystem | None = None,
     ) -> None:
-        self.uri = uri
+        super().__init__(uri, fs)
         self.serializer = serializer
         self.write_once = write_once
-        if fs is None:
-            self._fs, self._path = resolve(uri)
-        else:
-            self._fs, self._path = fs, fs._strip_protocol(uri)
-
-    def __repr__(self) -> str:
-        return f"FileTarget({self.uri!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, FileTarget) and other.uri == self.uri
-
-    def __hash__(self) -> int:
-        return hash(self.uri)
-
-    @property
-    def fs(self) -> AbstractFileSystem:
-        """The fsspec filesystem holding the file."""
-        return self._fs
-
-    @property
-    def path(self) -> str:
-        """The file's path on its filesystem."""
-        return self._path
 
     def exists(self) -> bool:
         """Whether the file exists."""
@@ -276,7 +285,7 @@ def _exists_error(uri: str) -> TargetExistsError:
     )
 
 
-class DirectoryTarget:
+class DirectoryTarget(_Located):
     """A directory of files, complete only once committed (its marker file exists).
 
     Write the files, then commit; an interrupted write leaves the directory incomplete,
@@ -286,23 +295,10 @@ class DirectoryTarget:
             directory.file("part-0.json", JSON()).save([1, 2])
     """
 
-    __slots__ = ("_fs", "_path", "uri")
+    __slots__ = ()
 
     def __init__(self, uri: str, *, fs: AbstractFileSystem | None = None) -> None:
-        self.uri = uri.rstrip("/")
-        if fs is None:
-            self._fs, self._path = resolve(self.uri)
-        else:
-            self._fs, self._path = fs, fs._strip_protocol(self.uri)
-
-    def __repr__(self) -> str:
-        return f"DirectoryTarget({self.uri!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, DirectoryTarget) and other.uri == self.uri
-
-    def __hash__(self) -> int:
-        return hash(self.uri)
+        super().__init__(uri.rstrip("/"), fs)
 
     @property
     def marker(self) -> FileTarget[str]:
