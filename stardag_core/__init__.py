@@ -17,20 +17,37 @@
 """
 
 from stardag_core.auto_task import AutoTask, default_relpath
-from stardag_core.build import BuildSummary, TaskFailure, build
+from stardag_core.build import build, build_async
 from stardag_core.config import Settings, get_settings, use_settings
 from stardag_core.decorator import Depends, task
 from stardag_core.exceptions import (
     BuildFailedError,
     ConfigError,
+    DependencyCycleError,
+    DependencyFailedError,
     SerializationError,
     StardagError,
     TargetError,
     TargetExistsError,
     TaskDefinitionError,
 )
+from stardag_core.executors import (
+    DaskExecutor,
+    Executor,
+    InlineExecutor,
+    ProcessExecutor,
+    ThreadExecutor,
+)
 from stardag_core.families import namespace
 from stardag_core.params import Param
+from stardag_core.registry import (
+    BuildRecord,
+    NoOpRegistry,
+    Registry,
+    TaskEvent,
+    TaskEventKind,
+)
+from stardag_core.scheduler import FailMode
 from stardag_core.serializers import (
     JSON,
     Bytes,
@@ -42,6 +59,7 @@ from stardag_core.serializers import (
     Text,
     serializer_for,
 )
+from stardag_core.summary import BuildSummary, TaskFailure
 from stardag_core.targets import (
     DirectoryTarget,
     FileTarget,
@@ -56,17 +74,27 @@ __all__ = [
     "JSON",
     "AutoTask",
     "BuildFailedError",
+    "BuildRecord",
     "BuildSummary",
     "Bytes",
     "ConfigError",
+    "DaskExecutor",
+    "DependencyCycleError",
+    "DependencyFailedError",
     "Depends",
     "DirectoryTarget",
+    "Executor",
+    "FailMode",
     "FileTarget",
     "GZip",
+    "InlineExecutor",
+    "NoOpRegistry",
     "Numpy",
     "Param",
     "Parquet",
     "Pickle",
+    "ProcessExecutor",
+    "Registry",
     "SerializationError",
     "Serializer",
     "Settings",
@@ -76,11 +104,15 @@ __all__ = [
     "TargetExistsError",
     "Task",
     "TaskDefinitionError",
+    "TaskEvent",
+    "TaskEventKind",
     "TaskFailure",
     "TaskLoads",
     "TaskStruct",
     "Text",
+    "ThreadExecutor",
     "build",
+    "build_async",
     "default_relpath",
     "exists_many",
     "exists_many_async",

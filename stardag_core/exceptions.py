@@ -8,7 +8,9 @@ Every error stardag raises on purpose derives from one root::
      ├── TargetError             reading or writing a task output failed
      │    └── TargetExistsError  a write-once target already exists
      ├── SerializationError      a value could not be dumped to, or loaded from, bytes
-     └── BuildFailedError        tasks failed in a build (``BuildSummary.raise_on_failure``)
+     ├── BuildFailedError        tasks failed in a build (``BuildSummary.raise_on_failure``)
+     ├── DependencyCycleError    tasks need each other, directly or through others
+     └── DependencyFailedError   a running task's dynamic dependency failed
 
 Invalid task *parameters* raise pydantic's ``ValidationError``, which names the field.
 """
@@ -40,3 +42,11 @@ class SerializationError(StardagError):
 
 class BuildFailedError(StardagError):
     """One or more tasks of a build failed; the message lists them with their errors."""
+
+
+class DependencyCycleError(StardagError):
+    """Tasks need each other, directly or through others; the message names the cycle."""
+
+
+class DependencyFailedError(StardagError):
+    """A task that had started running needed a dynamic dependency that failed."""

@@ -18,8 +18,7 @@ import asyncio
 import io
 import os
 import tempfile
-import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import IO, Any, Generic, Literal, Protocol, TypeVar, cast, overload
@@ -29,6 +28,7 @@ from fsspec.asyn import AsyncFileSystem
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.spec import AbstractFileSystem
 
+from stardag_core.blocking import run_blocking
 from stardag_core.exceptions import SerializationError, TargetError, TargetExistsError
 from stardag_core.serializers import Serializer
 
@@ -414,30 +414,5 @@ async def _exists_concurrently(fs: AsyncFileSystem, paths: list[str]) -> list[bo
 
 def exists_many(targets: Iterable[Target]) -> list[bool]:
     """Whether each target exists: the blocking form of ``exists_many_async``."""
-    return _run_blocking(lambda: exists_many_async(list(targets)))
-
-
-def _run_blocking(make: Callable[[], Awaitable[T]]) -> T:
-    async def main() -> T:
-        return await make()
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(main())
-    # Called from inside an event loop (a notebook): run on a thread of its own.
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            outcome.append(asyncio.run(main()))
-        except BaseException as error:
-            failure.append(error)
-
-    thread = threading.Thread(target=worker, name="stardag-exists-many")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return outcome[0]
+    checked = list(targets)
+    return run_blocking(lambda: exists_many_async(checked))

@@ -11,7 +11,7 @@ the version, with class keywords (``task_namespace``, since pydantic's metaclass
         epochs: int
 """
 
-from collections.abc import Coroutine, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import (
     Any,
@@ -48,8 +48,11 @@ TaskStruct: TypeAlias = Union["Task", Sequence["TaskStruct"], Mapping[str, "Task
 TargetStruct: TypeAlias = Target | Sequence["TargetStruct"] | Mapping[str, "TargetStruct"] | None
 """What ``output`` returns: a target, or targets nested in lists, tuples and dicts."""
 
-RunResult: TypeAlias = Generator[TaskStruct, None, None] | Coroutine[Any, Any, None] | None
-"""What ``run`` returns: nothing, a generator yielding dynamic dependencies, or a coroutine."""
+RunResult: TypeAlias = (
+    Iterator[TaskStruct] | AsyncIterator[TaskStruct] | Coroutine[Any, Any, None] | None
+)
+"""What ``run`` returns: nothing, a (possibly async) generator yielding dynamic
+dependencies, or a coroutine."""
 
 _RESERVED_FIELDS = frozenset({"id", "version"})
 _HASH_ROOT = "stardag.hash_root"

@@ -1,23 +1,34 @@
-"""Building: only what is missing runs, in dependency order, with a summary."""
+"""Building: only what is missing runs, in dependency order, on every executor."""
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import AsyncGenerator, Iterator
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 
 import stardag_core as sd
+from tests.core.examples.pipeline import Add, Number, SumOfChain, WhereRan, layered
+
+RUNS: list[tuple[str, float, float]] = []
+RUNS_LOCK = threading.Lock()
 
 
-class Leaf(sd.AutoTask[int]):
-    value: int
+class Timed(sd.AutoTask[str]):
+    """Records when it ran; needs the tasks it is given."""
+
+    label: str
+    after: tuple[sd.TaskLoads[str], ...] = ()
 
     def run(self) -> None:
-        self.output().save(self.value)
-
-
-class Branch(sd.AutoTask[int]):
-    left: sd.TaskLoads[int]
-    right: sd.TaskLoads[int]
-
-    def run(self) -> None:
-        self.output().save(self.left.output().load() + self.right.output().load())
+        started = time.perf_counter()
+        time.sleep(0.01)
+        with RUNS_LOCK:
+            RUNS.append((self.label, started, time.perf_counter()))
+        self.output().save(self.label)
 
 
 class Broken(sd.AutoTask[int]):
@@ -25,48 +36,282 @@ class Broken(sd.AutoTask[int]):
         raise RuntimeError("disk on fire")
 
 
-class Dynamic(sd.AutoTask[int]):
+class Needs(sd.AutoTask[int]):
+    upstream: sd.TaskLoads[int]
+
+    def run(self) -> None:
+        self.output().save(self.upstream.output().load() + 1)
+
+
+class CycleA(sd.AutoTask[int]):
+    def requires(self) -> sd.TaskStruct:
+        return CycleB()
+
+    def run(self) -> None:
+        self.output().save(1)
+
+
+class CycleB(sd.AutoTask[int]):
+    def requires(self) -> sd.TaskStruct:
+        return CycleA()
+
+    def run(self) -> None:
+        self.output().save(2)
+
+
+class YieldsItsParent(sd.AutoTask[int]):
+    def run(self) -> Iterator[sd.TaskStruct]:
+        yield NeedsYielder()
+        self.output().save(0)
+
+
+class NeedsYielder(sd.AutoTask[int]):
+    def requires(self) -> sd.TaskStruct:
+        return YieldsItsParent()
+
+    def run(self) -> None:
+        self.output().save(1)
+
+
+class AsyncNumber(sd.AutoTask[int]):
+    value: int
+
+    async def run(self) -> None:
+        await asyncio.sleep(0.01)
+        self.output().save(self.value)
+
+
+class AsyncDynamic(sd.AutoTask[int]):
     n: int
 
-    def run(self):  # type: ignore[no-untyped-def]
-        leaves = [Leaf(value=i) for i in range(self.n)]
-        yield leaves
-        self.output().save(sum(leaf.load() for leaf in leaves))
+    async def run(self) -> AsyncGenerator[sd.TaskStruct, None]:
+        numbers = [AsyncNumber(value=i) for i in range(self.n)]
+        yield numbers
+        self.output().save(sum(number.load() for number in numbers))
 
 
-def test_builds_dependencies_first_and_shares_diamonds(local_root: str) -> None:
-    shared = Leaf(value=1)
-    root = Branch(left=shared, right=Branch(left=shared, right=Leaf(value=2)))
-    summary = sd.build(root)
+class CountedCompleteness(sd.AutoTask[int]):
+    checks: int = 0
+
+    def complete(self) -> bool:
+        CHECKED.append(self.id)
+        return super().complete()
+
+    def run(self) -> None:
+        self.output().save(1)
+
+
+CHECKED: list[object] = []
+
+
+class RequiresRaises(sd.AutoTask[int]):
+    def requires(self) -> sd.TaskStruct:
+        raise ValueError("bad requirements")
+
+    def run(self) -> None:
+        self.output().save(1)
+
+
+class Recorder:
+    """A registry that keeps what it hears."""
+
+    def __init__(self) -> None:
+        self.builds: list[tuple[str, sd.BuildRecord, bool | None]] = []
+        self.events: list[sd.TaskEvent] = []
+
+    def build_started(self, build: sd.BuildRecord) -> None:
+        self.builds.append(("started", build, None))
+
+    def task_event(self, event: sd.TaskEvent) -> None:
+        self.events.append(event)
+
+    def build_finished(self, build: sd.BuildRecord, succeeded: bool, at: datetime) -> None:
+        self.builds.append(("finished", build, succeeded))
+
+
+@pytest.fixture(autouse=True)
+def _clear_records() -> None:
+    RUNS.clear()
+    CHECKED.clear()
+
+
+def test_order_respects_dependencies_on_threads(local_root: str) -> None:
+    a, b = Timed(label="a"), Timed(label="b")
+    c = Timed(label="c", after=(a, b))
+    d = Timed(label="d", after=(c, a))
+    summary = sd.build(d, executor=sd.ThreadExecutor(4))
     assert summary.ok
-    assert root.load() == 4
-    assert [task.id for task in summary.built][-1] == root.id
-    assert len(summary.built) == 4  # the shared leaf once
+    ran = {label: (start, end) for label, start, end in RUNS}
+    assert ran["c"][0] >= max(ran["a"][1], ran["b"][1])
+    assert ran["d"][0] >= ran["c"][1]
+    assert len(summary.built) == 4
     assert set(summary.durations) == {task.id for task in summary.built}
 
 
-def test_second_build_skips_what_is_complete(local_root: str) -> None:
-    root = Branch(left=Leaf(value=1), right=Leaf(value=2))
-    sd.build(root)
-    again = sd.build(root)
+def test_complete_tasks_are_skipped_and_never_run(local_root: str) -> None:
+    a = Timed(label="a")
+    sd.build(a)
+    RUNS.clear()
+    summary = sd.build(Timed(label="b", after=(a,)))
+    assert [label for label, _, _ in RUNS] == ["b"]
+    assert summary.skipped == [a]
+    again = sd.build(Timed(label="b", after=(a,)))
     assert again.built == []
-    assert again.skipped == [root]
-    assert repr(again) == "<BuildSummary built=0 skipped=1 failed=0>"
+    assert len(again.skipped) == 1
+    assert repr(again) == "<BuildSummary skipped=1>"
 
 
-def test_failure_is_reported_with_traceback(local_root: str) -> None:
-    summary = sd.build(Branch(left=Broken(), right=Leaf(value=1)))
+def test_each_task_is_checked_once_per_build(local_root: str) -> None:
+    shared = CountedCompleteness()
+    sd.build(Needs(upstream=shared), Needs(upstream=Needs(upstream=shared)))
+    assert [shared.id] == CHECKED
+
+
+def test_shared_dependencies_build_once(local_root: str) -> None:
+    roots = layered(width=5, depth=4)
+    summary = sd.build(*roots)
+    assert summary.counts == {"built": 25, "skipped": 0, "failed": 0, "blocked": 0, "not_run": 0}
+    values = list(range(5))
+    for _ in range(4):
+        values = [values[i] + values[(i + 1) % 5] for i in range(5)]
+    assert [root.load() for root in roots] == values
+
+
+def test_fail_fast_stops_starting_tasks(local_root: str) -> None:
+    summary = sd.build(
+        Needs(upstream=Broken()), Timed(label="independent"), executor=sd.InlineExecutor()
+    )
+    assert [failure.task for failure in summary.failures] == [Broken()]
+    assert "disk on fire" in summary.failures[0].traceback
+    assert {type(task).__name__ for task in summary.not_run} <= {"Needs", "Timed"}
     assert not summary.ok
-    [failure] = summary.failures
-    assert failure.task == Broken()
-    assert "disk on fire" in failure.traceback
-    with pytest.raises(sd.BuildFailedError, match="1 task\\(s\\) failed:\n  Broken\\(\\)"):
+    with pytest.raises(sd.BuildFailedError, match=r"1 task\(s\) failed:\n  Broken\(\)"):
         summary.raise_on_failure()
 
 
-def test_dynamic_dependencies_are_built_then_run_resumes(local_root: str) -> None:
-    task = Dynamic(n=3)
-    summary = sd.build(task)
+def test_continue_mode_builds_the_independent_branch(local_root: str) -> None:
+    blocked = Needs(upstream=Needs(upstream=Broken()))
+    independent = Timed(label="independent")
+    summary = sd.build(blocked, independent, fail_mode="continue", executor=sd.InlineExecutor())
+    assert independent.complete()
+    assert summary.built == [independent]
+    assert summary.blocked == [Needs(upstream=Broken()), blocked]
+    assert summary.counts["failed"] == 1
+    with pytest.raises(sd.BuildFailedError, match="2 task\\(s\\) blocked by a failed dependency"):
+        summary.raise_on_failure()
+
+
+def test_requires_that_raises_fails_the_task(local_root: str) -> None:
+    summary = sd.build(Needs(upstream=RequiresRaises()), fail_mode="continue")
+    assert [f.task for f in summary.failures] == [RequiresRaises()]
+    assert "bad requirements" in summary.failures[0].traceback
+    assert summary.blocked == [Needs(upstream=RequiresRaises())]
+
+
+def test_cycle_is_rejected_naming_the_cycle(local_root: str) -> None:
+    with pytest.raises(sd.DependencyCycleError, match=r"CycleA\(\) -> CycleB\(\) -> CycleA\(\)"):
+        sd.build(CycleA())
+    assert not CycleA().complete()
+
+
+def test_dynamic_cycle_fails_the_yielding_task(local_root: str) -> None:
+    summary = sd.build(YieldsItsParent())
+    [failure] = summary.failures
+    assert isinstance(failure.error, sd.DependencyCycleError)
+    assert "YieldsItsParent() -> NeedsYielder() -> YieldsItsParent()" in str(failure.error)
+
+
+@pytest.mark.parametrize("executor", [sd.InlineExecutor(), sd.ThreadExecutor(3)], ids=repr)
+def test_dynamic_dependencies_with_their_own_requirements(
+    local_root: str, executor: sd.Executor
+) -> None:
+    task = SumOfChain(n=3)
+    summary = sd.build(task, executor=executor)
     summary.raise_on_failure()
-    assert task.load() == 3
-    assert {t.id for t in summary.built} == {Leaf(value=i).id for i in range(3)} | {task.id}
+    assert task.load() == 1 + 3 + 5
+    assert summary.counts["built"] == 1 + 3 + 4  # the task, three sums, four numbers
+
+
+def test_async_tasks_run_on_the_event_loop(local_root: str) -> None:
+    task = AsyncDynamic(n=4)
+    summary = sd.build(task, executor=sd.ThreadExecutor(2))
+    summary.raise_on_failure()
+    assert task.load() == 6
+    assert summary.counts["built"] == 5
+
+
+async def test_build_async_inside_an_event_loop(local_root: str) -> None:
+    summary = await sd.build_async(Needs(upstream=Number(value=1)))
+    assert summary.ok
+    blocking = sd.build(Needs(upstream=Number(value=2)))  # from inside a loop: a helper thread
+    assert blocking.ok
+    assert Needs(upstream=Number(value=2)).load() == 3
+
+
+def test_registry_hears_every_step(local_root: str) -> None:
+    Number(value=0).run()
+    registry = Recorder()
+    sd.build(
+        Add(left=Number(value=0), right=Number(value=1)),
+        Needs(upstream=Broken()),
+        registry=registry,
+        fail_mode="continue",
+    )
+    assert [(kind, succeeded) for kind, _, succeeded in registry.builds] == [
+        ("started", None),
+        ("finished", False),
+    ]
+    by_task = {(type(e.task).__name__, e.kind) for e in registry.events}
+    assert ("Number", sd.TaskEventKind.SKIPPED) in by_task
+    assert ("Number", sd.TaskEventKind.STARTED) in by_task
+    assert ("Add", sd.TaskEventKind.COMPLETED) in by_task
+    assert ("Broken", sd.TaskEventKind.FAILED) in by_task
+    failed = next(e for e in registry.events if e.kind is sd.TaskEventKind.FAILED)
+    assert failed.error is not None
+    assert "disk on fire" in failed.error
+    assert all(e.build_id == registry.builds[0][1].id for e in registry.events)
+    assert all(e.at.tzinfo is not None for e in registry.events)
+
+
+def test_progress_bar_when_asked(local_root: str, capsys: pytest.CaptureFixture[str]) -> None:
+    sd.build(Needs(upstream=Number(value=5)), progress=True)
+    assert "stardag" in capsys.readouterr().err
+
+
+def test_process_executor_builds_what_inline_builds(tmp_path: Path) -> None:
+    with sd.use_settings(sd.Settings(target_roots={"default": str(tmp_path / "inline")})):
+        inline = sd.build(*layered(width=4, depth=3), executor=sd.InlineExecutor())
+        expected = [root.load() for root in layered(width=4, depth=3)]
+    with sd.use_settings(sd.Settings(target_roots={"default": str(tmp_path / "processes")})):
+        summary = sd.build(
+            *layered(width=4, depth=3), WhereRan(tag="p"), executor=sd.ProcessExecutor(2)
+        )
+        summary.raise_on_failure()
+        assert [root.load() for root in layered(width=4, depth=3)] == expected
+        assert WhereRan(tag="p").load() != os.getpid()
+    assert summary.counts["built"] == inline.counts["built"] + 1
+
+
+def test_process_executor_reruns_dynamic_tasks(tmp_path: Path) -> None:
+    with sd.use_settings(sd.Settings(target_roots={"default": str(tmp_path)})):
+        task = SumOfChain(n=3)
+        summary = sd.build(task, executor=sd.ProcessExecutor(2))
+        summary.raise_on_failure()
+        assert task.load() == 9
+        assert summary.counts["built"] == 8
+
+
+def test_dask_executor_on_a_local_cluster_builds_what_inline_builds(tmp_path: Path) -> None:
+    with sd.use_settings(sd.Settings(target_roots={"default": str(tmp_path / "inline")})):
+        sd.build(*layered(width=3, depth=3), SumOfChain(n=2), executor=sd.InlineExecutor())
+        expected = [t.load() for t in [*layered(width=3, depth=3), SumOfChain(n=2)]]
+    with sd.use_settings(sd.Settings(target_roots={"default": str(tmp_path / "dask")})):
+        summary = sd.build(
+            *layered(width=3, depth=3),
+            SumOfChain(n=2),
+            WhereRan(tag="dask"),
+            executor=sd.DaskExecutor(n_workers=2),
+        )
+        summary.raise_on_failure()
+        assert [t.load() for t in [*layered(width=3, depth=3), SumOfChain(n=2)]] == expected
+        assert WhereRan(tag="dask").load() != os.getpid()

@@ -1,5 +1,7 @@
 """The public surface: one sorted __all__, every name documented."""
 
+import inspect
+
 import stardag_core as sd
 
 
@@ -14,7 +16,8 @@ def test_every_public_name_has_a_docstring() -> None:
     undocumented = [
         name
         for name in sd.__all__
-        if not (getattr(sd, name).__doc__ or "").strip() and name not in {"TaskStruct"}
+        if (inspect.isclass(getattr(sd, name)) or inspect.isfunction(getattr(sd, name)))
+        and not (getattr(sd, name).__doc__ or "").strip()
     ]
     assert undocumented == []
 

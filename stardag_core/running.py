@@ -1,0 +1,77 @@
+"""Running one task's code: the steps an executor carries out.
+
+``run`` may return nothing, a coroutine, or a generator that yields the tasks it needs once
+running (dynamic dependencies). A *local* executor (inline, threads) keeps a suspended
+generator in this process and resumes it once the yielded tasks are built. A *remote* one
+(processes, Dask) cannot send a generator back, so ``run_remote`` drives the generator as far
+as it can and, at the first yielded task that is not complete, closes it and reports what is
+missing; the task runs again, from the start, once those are built. ``run`` must therefore be
+idempotent up to its yields, as Luigi's dynamic dependencies also require.
+"""
+
+import inspect
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from stardag_core.config import Settings, use_settings
+from stardag_core.tasks import Task, TaskStruct, flatten_tasks
+
+
+@dataclass(frozen=True)
+class Finished:
+    """``run`` returned."""
+
+
+@dataclass(frozen=True)
+class Suspended:
+    """``run`` yielded tasks; ``generator`` resumes it (None when it ran remotely)."""
+
+    needs: list[Task]
+    generator: Generator[Any, Any, Any] | None = None
+
+
+Outcome = Finished | Suspended
+
+
+def start(task: Task) -> Outcome:
+    """Call ``task.run()`` and advance it to its first yield, if it yields."""
+    result = task.run()
+    if inspect.isgenerator(result):
+        return resume(result)
+    return Finished()
+
+
+def resume(generator: Generator[Any, Any, Any]) -> Outcome:
+    """Advance a suspended ``run`` to its next yield, or to its end."""
+    try:
+        yielded = next(generator)
+    except StopIteration:
+        return Finished()
+    return Suspended(flatten_tasks(cast(TaskStruct, yielded)), generator)
+
+
+def run_remote(task: Task, settings: Settings) -> Outcome:
+    """Run ``task`` in a worker process: to its end, or until it needs a missing task."""
+    with use_settings(settings):
+        result = task.run()
+        if not inspect.isgenerator(result):
+            return Finished()
+        try:
+            yielded = next(result)
+            while True:
+                missing = [
+                    need for need in flatten_tasks(cast(TaskStruct, yielded)) if not need.complete()
+                ]
+                if missing:
+                    result.close()
+                    return Suspended(missing)
+                yielded = next(result)
+        except StopIteration:
+            return Finished()
+
+
+def is_async(task: Task) -> bool:
+    """Whether ``task.run`` is ``async`` (a coroutine or async generator): it runs on the loop."""
+    run = type(task).run
+    return inspect.iscoroutinefunction(run) or inspect.isasyncgenfunction(run)

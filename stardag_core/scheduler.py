@@ -1,0 +1,346 @@
+"""The build scheduler: one event loop that discovers the graph and runs what is missing.
+
+Discovery walks down from the requested tasks a frontier at a time, checking the
+completeness of a whole frontier at once (one batched existence check for tasks whose
+``complete`` is the default, bounded concurrency for the others), and stops at complete
+tasks. Each task is a node, keyed by id and checked once. A node counts the dependencies
+it still waits for; when the count reaches zero it joins the ready queue, and the loop
+hands ready nodes to the executor, as many as it has slots. Finishing a node counts down
+its dependents: the work per task is constant, so a build is linear in its size.
+"""
+
+import asyncio
+import enum
+import inspect
+import time
+import traceback
+from collections import deque
+from collections.abc import AsyncGenerator, Generator, Iterable, Sequence
+from typing import Any, Literal
+from uuid import UUID
+
+from stardag_core.config import get_settings
+from stardag_core.exceptions import DependencyCycleError, DependencyFailedError
+from stardag_core.executors import Executor
+from stardag_core.progress import ProgressReporter
+from stardag_core.registry import BuildRecord, Registry, TaskEvent, TaskEventKind
+from stardag_core.running import Finished, Outcome, Suspended, is_async, resume, run_remote, start
+from stardag_core.summary import BuildSummary, TaskFailure
+from stardag_core.targets import Target, exists_many_async
+from stardag_core.tasks import Task, flatten_targets, flatten_tasks
+
+FailMode = Literal["fail_fast", "continue"]
+
+_COMPLETENESS_CONCURRENCY = 64
+
+
+class _State(enum.Enum):
+    CHECKING = "checking"
+    WAITING = "waiting"
+    READY = "ready"
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    BUILT = "built"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+_SATISFIED = frozenset({_State.BUILT, _State.COMPLETE})
+_UNSATISFIABLE = frozenset({_State.FAILED, _State.BLOCKED})
+_PENDING = frozenset({_State.WAITING, _State.READY, _State.SUSPENDED})
+
+
+class _Node:
+    __slots__ = ("children", "dependents", "elapsed", "generator", "state", "task", "waiting_on")
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.state = _State.CHECKING
+        self.waiting_on = 0
+        self.children: list[_Node] = []
+        self.dependents: list[_Node] = []
+        self.generator: Generator[Any, Any, Any] | AsyncGenerator[Any, Any] | None = None
+        self.elapsed: float | None = None
+
+
+class Scheduler:
+    """Builds the tasks of one build; create one per build."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        fail_mode: FailMode,
+        registry: Registry,
+        progress: ProgressReporter,
+        build: BuildRecord,
+    ) -> None:
+        self.summary = BuildSummary()
+        self._executor = executor
+        self._fail_fast = fail_mode == "fail_fast"
+        self._registry = registry
+        self._progress = progress
+        self._build = build
+        self._settings = get_settings()
+        self._nodes: dict[UUID, _Node] = {}
+        self._ready: deque[_Node] = deque()
+        self._stopping = False
+        self._custom_checks = asyncio.Semaphore(_COMPLETENESS_CONCURRENCY)
+
+    async def run(self, roots: Sequence[Task]) -> BuildSummary:
+        """Build ``roots``; ``DependencyCycleError`` before anything runs if they form a cycle."""
+        cycle = _find_cycle(await self._discover(roots))
+        if cycle:
+            raise DependencyCycleError(_describe_cycle(cycle))
+        running: set[asyncio.Task[None]] = set()
+        while True:
+            while self._ready and len(running) < self._executor.slots and not self._stopping:
+                node = self._ready.popleft()
+                if node.state is _State.READY:
+                    node.state = _State.RUNNING
+                    running.add(asyncio.create_task(self._execute(node)))
+            if not running:
+                break
+            finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for done in finished:
+                done.result()  # the scheduler's own bugs surface here, not in a task's failure
+        self._close_leftovers()
+        return self.summary
+
+    async def _discover(self, tasks: Iterable[Task], parent: _Node | None = None) -> list[_Node]:
+        """Add ``tasks`` and what they need to the graph; return the nodes of ``tasks``."""
+        direct: list[_Node] = []
+        frontier: list[_Node] = []
+        for task in tasks:
+            node = self._node(task, frontier)
+            direct.append(node)
+            if parent is not None:
+                self._link(parent, node)
+        while frontier:
+            completeness = await self._check(frontier)
+            next_frontier: list[_Node] = []
+            for node, complete in zip(frontier, completeness, strict=True):
+                if node.state is not _State.CHECKING:
+                    continue
+                if complete:
+                    self._skip(node)
+                    continue
+                try:
+                    needs = flatten_tasks(node.task.requires())
+                except Exception as error:
+                    self._fail(node, error, traceback.format_exc())
+                    continue
+                node.state = _State.WAITING
+                self._progress.grow(1)
+                for need in needs:
+                    self._link(node, self._node(need, next_frontier))
+                if node.state is _State.WAITING and node.waiting_on == 0:
+                    self._enqueue(node)
+            frontier = next_frontier
+        return direct
+
+    def _node(self, task: Task, new_nodes: list[_Node]) -> _Node:
+        node = self._nodes.get(task.id)
+        if node is None:
+            node = self._nodes[task.id] = _Node(task)
+            new_nodes.append(node)
+        return node
+
+    def _link(self, parent: _Node, child: _Node) -> None:
+        parent.children.append(child)
+        if child.state in _SATISFIED:
+            return
+        parent.waiting_on += 1
+        if child.state in _UNSATISFIABLE:
+            if not self._fail_fast:
+                self._block([parent])
+            return
+        child.dependents.append(parent)
+
+    async def _check(self, nodes: list[_Node]) -> list[bool]:
+        """Whether each node's task is complete; a task whose check raises fails."""
+        results = [False] * len(nodes)
+        targets: list[Target] = []
+        spans: list[tuple[int, int, int]] = []
+        custom: list[int] = []
+        for index, node in enumerate(nodes):
+            if type(node.task).complete is not Task.complete:
+                custom.append(index)
+                continue
+            try:
+                outputs = flatten_targets(node.task.output())
+            except Exception as error:
+                self._fail(node, error, traceback.format_exc())
+                continue
+            spans.append((index, len(targets), len(targets) + len(outputs)))
+            targets.extend(outputs)
+
+        async def check_custom(index: int) -> None:
+            async with self._custom_checks:
+                try:
+                    results[index] = await asyncio.to_thread(nodes[index].task.complete)
+                except Exception as error:
+                    self._fail(nodes[index], error, traceback.format_exc())
+
+        existence = asyncio.ensure_future(exists_many_async(targets))
+        await asyncio.gather(*(check_custom(index) for index in custom))
+        found = await existence
+        for index, begin, end in spans:
+            results[index] = begin < end and all(found[begin:end])
+        return results
+
+    def _enqueue(self, node: _Node) -> None:
+        node.state = _State.READY
+        self._ready.append(node)
+
+    def _satisfied(self, node: _Node) -> None:
+        for dependent in node.dependents:
+            dependent.waiting_on -= 1
+            if dependent.waiting_on == 0 and dependent.state in (_State.WAITING, _State.SUSPENDED):
+                self._enqueue(dependent)
+
+    def _skip(self, node: _Node) -> None:
+        node.state = _State.COMPLETE
+        self.summary.skipped.append(node.task)
+        self._emit(node, TaskEventKind.SKIPPED)
+        self._satisfied(node)
+
+    async def _execute(self, node: _Node) -> None:
+        if node.elapsed is None:
+            node.elapsed = 0.0
+            self._emit(node, TaskEventKind.STARTED)
+        started = time.perf_counter()
+        try:
+            outcome = await self._step(node)
+        except Exception as error:
+            node.elapsed += time.perf_counter() - started
+            self._fail(node, error, traceback.format_exc())
+            return
+        node.elapsed += time.perf_counter() - started
+        if isinstance(outcome, Suspended):
+            await self._suspend(node, outcome)
+            return
+        node.state = _State.BUILT
+        self.summary.built.append(node.task)
+        self.summary.durations[node.task.id] = node.elapsed
+        self._emit(node, TaskEventKind.COMPLETED)
+        self._progress.advance(f"built {node.task.get_name()}")
+        self._satisfied(node)
+
+    async def _step(self, node: _Node) -> Outcome:
+        """Run the node's task until it finishes or yields tasks it needs."""
+        generator, node.generator = node.generator, None
+        if inspect.isasyncgen(generator):
+            return await _resume_async(generator)
+        if inspect.isgenerator(generator):
+            return await self._executor.call(resume, generator)
+        task = node.task
+        if is_async(task):
+            result: Any = task.run()
+            if inspect.isasyncgen(result):
+                return await _resume_async(result)
+            await result
+            return Finished()
+        if self._executor.remote:
+            return await self._executor.call(run_remote, task, self._settings)
+        return await self._executor.call(start, task)
+
+    async def _suspend(self, node: _Node, outcome: Suspended) -> None:
+        """Park a task that yielded tasks it needs until they are built, then resume it."""
+        node.state = _State.SUSPENDED
+        node.generator = outcome.generator
+        await self._discover(outcome.needs, parent=node)
+        cycle = _find_cycle([node])
+        if cycle:
+            error = DependencyCycleError(_describe_cycle(cycle))
+            self._fail(node, error, "".join(traceback.format_exception(error)))
+            return
+        if node.state is _State.SUSPENDED and node.waiting_on == 0:
+            self._enqueue(node)
+
+    def _fail(self, node: _Node, error: BaseException, formatted: str) -> None:
+        node.state = _State.FAILED
+        _close(node)
+        self.summary.failures.append(TaskFailure(node.task, error, formatted))
+        if node.elapsed is not None:
+            self.summary.durations[node.task.id] = node.elapsed
+        self._emit(node, TaskEventKind.FAILED, formatted)
+        self._progress.advance(f"[red]failed[/] {node.task.get_name()}")
+        if self._fail_fast:
+            self._stopping = True
+        else:
+            self._block(node.dependents)
+
+    def _block(self, nodes: list[_Node]) -> None:
+        """Mark ``nodes`` and everything waiting for them as blocked by a failure."""
+        stack = list(nodes)
+        while stack:
+            node = stack.pop()
+            if node.state not in _PENDING:
+                continue
+            if node.state is _State.SUSPENDED:
+                # Its run had started: it fails, for a reason that is not its own.
+                _close(node)
+                error = DependencyFailedError(f"{node.task!r} needed a task that failed")
+                node.state = _State.FAILED
+                self.summary.failures.append(TaskFailure(node.task, error, repr(error)))
+                self._emit(node, TaskEventKind.FAILED, repr(error))
+            else:
+                node.state = _State.BLOCKED
+                self.summary.blocked.append(node.task)
+            self._progress.advance(f"[yellow]blocked[/] {node.task.get_name()}")
+            stack.extend(node.dependents)
+
+    def _close_leftovers(self) -> None:
+        for node in self._nodes.values():
+            if node.state in _PENDING:
+                _close(node)
+                self.summary.not_run.append(node.task)
+
+    def _emit(self, node: _Node, kind: TaskEventKind, error: str | None = None) -> None:
+        self._registry.task_event(TaskEvent(self._build.id, node.task, kind, error=error))
+
+
+async def _resume_async(generator: AsyncGenerator[Any, Any]) -> Outcome:
+    try:
+        yielded = await anext(generator)
+    except StopAsyncIteration:
+        return Finished()
+    return Suspended(flatten_tasks(yielded), generator)  # type: ignore[arg-type]
+
+
+def _close(node: _Node) -> None:
+    generator, node.generator = node.generator, None
+    if inspect.isgenerator(generator):
+        generator.close()
+
+
+def _find_cycle(starts: Iterable[_Node]) -> list[_Node] | None:
+    """A dependency cycle among the unfinished nodes reachable from ``starts``, if any."""
+    finished: set[_Node] = set()
+    for start_node in starts:
+        if start_node in finished or start_node.state in _SATISFIED:
+            continue
+        path: list[_Node] = [start_node]
+        on_path: set[_Node] = {start_node}
+        stack = [iter(start_node.children)]
+        while stack:
+            for child in stack[-1]:
+                if child.state in _SATISFIED or child in finished:
+                    continue
+                if child in on_path:
+                    return [*path[path.index(child) :], child]
+                path.append(child)
+                on_path.add(child)
+                stack.append(iter(child.children))
+                break
+            else:
+                stack.pop()
+                done = path.pop()
+                on_path.discard(done)
+                finished.add(done)
+    return None
+
+
+def _describe_cycle(cycle: list[_Node]) -> str:
+    return "dependency cycle: " + " -> ".join(repr(node.task) for node in cycle)
