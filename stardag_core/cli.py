@@ -1,7 +1,10 @@
 """The ``stardag`` command line."""
 
+import importlib
+import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -10,6 +13,15 @@ from rich.table import Table
 from stardag_core.build import build
 from stardag_core.config import Settings, get_settings, use_settings
 from stardag_core.demo import demo_dag
+from stardag_core.executors import (
+    DaskExecutor,
+    Executor,
+    InlineExecutor,
+    ProcessExecutor,
+    ThreadExecutor,
+)
+from stardag_core.scheduler import FailMode
+from stardag_core.summary import BuildSummary
 from stardag_core.targets import FileTarget, Target
 from stardag_core.tasks import Task, flatten_targets, flatten_tasks
 
@@ -51,6 +63,100 @@ def demo(
         console.print(f"\n{len(built)} built, {len(tasks) - len(built)} already complete.")
         console.print(f"Report ({dag.output().uri}):\n")
         console.print(dag.load(), markup=False)
+
+
+class ExecutorChoice(StrEnum):
+    """Where ``stardag build`` runs task code."""
+
+    INLINE = "inline"
+    THREADS = "threads"
+    PROCESSES = "processes"
+    DASK = "dask"
+
+
+@app.command("build")
+def build_command(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="module:expression giving a task or a list of tasks, e.g. "
+            "'pipeline:train(epochs=3)'",
+        ),
+    ],
+    executor: Annotated[ExecutorChoice, typer.Option(help="Where task code runs.")] = (
+        ExecutorChoice.THREADS
+    ),
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Threads, processes or Dask workers.")
+    ] = None,
+    dask_address: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: a local cluster).")
+    ] = None,
+    keep_going: Annotated[
+        bool, typer.Option("--keep-going", "-k", help="Build independent branches after a failure.")
+    ] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = None,
+) -> None:
+    """Build the task(s) TARGET evaluates to, and everything they need that is missing."""
+    tasks = _tasks_from(target)
+    fail_mode: FailMode = "continue" if keep_going else "fail_fast"
+    summary = build(
+        *tasks,
+        executor=_executor(executor, workers, dask_address),
+        fail_mode=fail_mode,
+        progress=progress,
+    )
+    _print_summary(summary)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _tasks_from(target: str) -> list[Task]:
+    module_name, sep, expression = target.partition(":")
+    if not sep or not module_name or not expression:
+        raise typer.BadParameter(
+            f"{target!r} is not module:expression (e.g. 'pipeline:train(epochs=3)')"
+        )
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise typer.BadParameter(f"cannot import {module_name!r}: {error}") from error
+    try:
+        value: Any = eval(expression, vars(module))
+    except Exception as error:
+        raise typer.BadParameter(
+            f"evaluating {expression!r} in {module_name} failed: {error!r}"
+        ) from error
+    tasks = list(value) if isinstance(value, list | tuple) else [value]
+    wrong = [item for item in tasks if not isinstance(item, Task)]
+    if wrong or not tasks:
+        raise typer.BadParameter(
+            f"{expression!r} gave {wrong[0] if wrong else value!r}, not a task or a list of tasks"
+        )
+    return tasks
+
+
+def _executor(choice: ExecutorChoice, workers: int | None, dask_address: str | None) -> Executor:
+    if choice is ExecutorChoice.INLINE:
+        return InlineExecutor()
+    if choice is ExecutorChoice.THREADS:
+        return ThreadExecutor(workers)
+    if choice is ExecutorChoice.PROCESSES:
+        return ProcessExecutor(workers)
+    return DaskExecutor(dask_address, n_workers=workers or 2)
+
+
+def _print_summary(summary: BuildSummary) -> None:
+    counts = ", ".join(
+        f"{count} {kind.replace('_', ' ')}" for kind, count in summary.counts.items()
+    )
+    console.print(counts)
+    for failure in summary.failures:
+        console.print(f"[red]failed[/] {failure.task!r} ({failure.task.id})", highlight=False)
+        console.print(failure.traceback, markup=False, highlight=False)
 
 
 def _walk(root: Task) -> list[Task]:

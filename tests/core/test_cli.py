@@ -1,7 +1,11 @@
 """The stardag command line."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from stardag_core.cli import app
@@ -19,3 +23,46 @@ def test_demo_builds_then_finds_everything_complete(tmp_path: Path) -> None:
     assert second.exit_code == 0, second.output
     assert "0 built" in second.output
     assert "already complete" in second.output
+
+
+def stardag(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
+    """Run the stardag command line in a fresh process, the way a user does."""
+    env = {**os.environ, "STARDAG_TARGET_ROOTS__DEFAULT": str(root)}
+    return subprocess.run(
+        [sys.executable, "-m", "stardag_core", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_build_a_task_from_the_command_line(tmp_path: Path) -> None:
+    expression = "tests.core.examples.pipeline:layered(width=3, depth=2)"
+    first = stardag("build", expression, "--executor", "inline", root=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "9 built, 0 skipped, 0 failed" in first.stdout
+    assert list(tmp_path.glob("examples/pipeline/Add/*/*/*.json"))
+    again = stardag("build", expression, "--workers", "2", root=tmp_path)
+    assert "0 built, 3 skipped" in again.stdout
+
+
+def test_build_reports_failures_with_exit_code(tmp_path: Path) -> None:
+    result = stardag("build", "tests.core.test_build:Broken()", "-k", root=tmp_path)
+    assert result.returncode == 1
+    assert "disk on fire" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_colon", "is not module:expression"),
+        ("no_such_module_xyz:task()", "cannot import 'no_such_module_xyz'"),
+        ("tests.core.examples.pipeline:Number(value='x')", "evaluating"),
+        ("tests.core.examples.pipeline:42", "gave 42, not a task"),
+    ],
+)
+def test_build_explains_a_bad_target(target: str, message: str) -> None:
+    result = CliRunner().invoke(app, ["build", target])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
