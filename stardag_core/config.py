@@ -9,33 +9,48 @@ the task says otherwise). Configure them with environment variables::
 or in code, for a scope: ``with sd.use_settings(sd.Settings(target_roots={...})): ...``.
 """
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
+from typing import Self
 
-from pydantic import ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stardag_core.exceptions import ConfigError
 
 DEFAULT_TARGET_ROOT = "default"
+_TARGET_ROOT_PREFIX = "STARDAG_TARGET_ROOTS__"
 
 
 def _default_root() -> str:
     return str(Path.home() / ".stardag" / "target-roots" / DEFAULT_TARGET_ROOT)
 
 
-class Settings(BaseSettings):
-    """stardag's settings; environment variables use the ``STARDAG_`` prefix."""
+class Settings(BaseModel):
+    """stardag's settings; ``Settings.from_environment()`` reads the ``STARDAG_`` variables."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="STARDAG_", env_nested_delimiter="__", frozen=True, extra="ignore"
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    target_roots: dict[str, str] = {}
+    target_roots: dict[str, str] = Field(default_factory=dict, validate_default=True)
     """Target root name → fsspec URL. ``default`` is always present."""
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Self:
+        """Settings from ``STARDAG_TARGET_ROOTS__<NAME>=<url>`` variables; others are ignored."""
+        roots = {
+            key[len(_TARGET_ROOT_PREFIX) :]: value
+            for key, value in environ.items()
+            if key.upper().startswith(_TARGET_ROOT_PREFIX)
+        }
+        try:
+            return cls(target_roots=roots)
+        except ValidationError as error:
+            raise ConfigError(
+                f"invalid {_TARGET_ROOT_PREFIX}* environment variable: {error}"
+            ) from error
 
     @field_validator("target_roots")
     @classmethod
@@ -85,7 +100,4 @@ def use_settings(settings: Settings) -> Iterator[Settings]:
 
 @cache
 def _settings_from_environment() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as error:
-        raise ConfigError(f"invalid STARDAG_* environment variables: {error}") from error
+    return Settings.from_environment()

@@ -4,9 +4,6 @@ import sys
 from types import TracebackType
 from typing import Protocol
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 
 class ProgressReporter(Protocol):
     """Told how many tasks a build has to run, and when each is done."""
@@ -34,6 +31,16 @@ class ProgressBar:
     """A rich progress bar on standard error; use as a context manager."""
 
     def __init__(self) -> None:
+        # rich is imported only when a bar is shown: it would double stardag's import time.
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self._progress = Progress(
             TextColumn("[bold]stardag[/] {task.description}"),
             BarColumn(),

@@ -12,14 +12,28 @@ class Report(sd.AutoTask[str], target_root="archive"):
         self.output().save("archived")
 
 
-def test_target_roots_from_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STARDAG_TARGET_ROOTS__DEFAULT", "s3://bucket/stardag/")
-    monkeypatch.setenv("STARDAG_TARGET_ROOTS__ARCHIVE", "memory://archive")
-    settings = sd.Settings()
+def test_target_roots_from_environment_variables() -> None:
+    environ = {
+        "STARDAG_TARGET_ROOTS__DEFAULT": "s3://bucket/stardag/",
+        "STARDAG_TARGET_ROOTS__ARCHIVE": "memory://archive",
+        "STARDAG_REGISTRY_URL": "http://127.0.0.1:8000",
+    }
+    settings = sd.Settings.from_environment(environ)
     assert settings.target_roots == {
         "default": "s3://bucket/stardag",
         "archive": "memory://archive",
     }
+
+
+def test_without_configuration_the_default_root_is_under_home() -> None:
+    default = str(Path.home() / ".stardag" / "target-roots" / "default")
+    assert sd.Settings().target_roots == {"default": default}
+    assert sd.Settings.from_environment({}).target_roots == {"default": default}
+
+
+def test_invalid_environment_variable_is_a_config_error() -> None:
+    with pytest.raises(sd.ConfigError, match="STARDAG_TARGET_ROOTS__"):
+        sd.Settings.from_environment({"STARDAG_TARGET_ROOTS__DEFAULT": "  "})
 
 
 def test_default_root_is_always_there_and_local_paths_are_absolute(
