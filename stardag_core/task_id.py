@@ -15,9 +15,12 @@ from uuid import UUID, uuid5
 TASK_ID_NAMESPACE = UUID("9ca26b27-f7ee-4044-8b3c-e335dc5778dc")
 
 
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+
+
 def canonical_json(payload: Mapping[str, Any]) -> str:
     """The canonical text of a payload: compact separators, keys sorted at every level."""
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+    return _CANONICAL.encode(payload)
 
 
 def task_id(payload: Mapping[str, Any]) -> UUID:

@@ -11,12 +11,17 @@ the version, with class keywords (``task_namespace``, since pydantic's metaclass
         epochs: int
 """
 
+import enum
+import math
+import types
 from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import (
+    Annotated,
     Any,
     ClassVar,
     Generic,
+    Literal,
     Self,
     TypeAlias,
     Union,
@@ -32,6 +37,7 @@ from pydantic import (
     ModelWrapValidatorHandler,
     SerializationInfo,
     SerializerFunctionWrapHandler,
+    TypeAdapter,
     model_serializer,
     model_validator,
 )
@@ -56,7 +62,18 @@ dependencies, or a coroutine."""
 
 _RESERVED_FIELDS = frozenset({"id", "version"})
 _HASH_ROOT = "stardag.hash_root"
+_NESTED_HASH_CONTEXT = {_HASH_ROOT: "no task is the root: every task is nested"}
 _SCALARS = (str, int, float, bool, type(None), UUID)
+_UNPLANNED = object()
+
+
+class _FieldKind(enum.Enum):
+    PLAIN = "plain"  # int, str, bool, float, None: the value is its JSON form
+    TASK = "task"  # a task (or None): contributes {"id": ...}
+    ADAPTED = "adapted"  # anything else: pydantic serializes the field alone
+
+
+_IdPlan: TypeAlias = tuple[tuple[str, _FieldKind, TypeAdapter[Any] | None], ...]
 
 
 class Task(BaseModel):
@@ -71,6 +88,7 @@ class Task(BaseModel):
     """The type ``output().load()`` returns, when the class declares it; else None."""
     __hash_excluded__: ClassVar[frozenset[str]] = frozenset()
     __compat_defaults__: ClassVar[Mapping[str, Any]] = {}
+    __id_plan__: ClassVar[_IdPlan | None]
 
     def __init_subclass__(
         cls,
@@ -139,9 +157,35 @@ class Task(BaseModel):
 
     def id_payload(self) -> dict[str, Any]:
         """The canonical payload the id hashes (nested tasks appear as their id)."""
-        return self.__pydantic_serializer__.to_python(  # type: ignore[no-any-return]
-            self, mode="json", context={_HASH_ROOT: self}
-        )
+        cls = type(self)
+        plan = cls.__dict__.get("__id_plan__", _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = _id_plan(cls)
+            cls.__id_plan__ = plan
+        if plan is None:
+            return pydantic_id_payload(self)
+        # The fast path: the same payload as pydantic's, built field by field.
+        values = self.__dict__
+        payload: dict[str, Any] = {
+            "__namespace": cls.__task_namespace__,
+            "__name": cls.__task_name__,
+            "version": cls.__task_version__,
+        }
+        for name, kind, adapter in plan:
+            value = values[name]
+            if kind is _FieldKind.PLAIN:
+                if type(value) is float and not math.isfinite(value):
+                    return pydantic_id_payload(self)
+                payload[name] = value
+            elif kind is _FieldKind.TASK:
+                payload[name] = None if value is None else {"id": str(value.id)}
+            else:
+                dumped = adapter.dump_python(value, mode="json", context=_NESTED_HASH_CONTEXT)  # type: ignore[union-attr]
+                payload[name] = _order_sets(value, dumped)
+        for name, default in cls.__compat_defaults__.items():
+            if values[name] == default:
+                del payload[name]
+        return payload
 
     def requires(self) -> TaskStruct:
         """The tasks this task needs; by default, every task among its parameters."""
@@ -208,6 +252,10 @@ class Task(BaseModel):
     @model_validator(mode="wrap")
     @classmethod
     def _deserialize(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        if (type(data) is dict and not cls.__compat_defaults__) and not (
+            "__name" in data or "version" in data
+        ):
+            return handler(data)  # keyword construction: the common case, kept cheap
         if not isinstance(data, Mapping):
             return handler(data)
         if "__name" in data:
@@ -237,6 +285,68 @@ class Task(BaseModel):
         if missing:
             data = {**data, **{name: cls.__compat_defaults__[name] for name in missing}}
         return handler(data)
+
+
+def pydantic_id_payload(task: Task) -> dict[str, Any]:
+    """The id payload by pydantic's serializer: the reference the fast path must equal."""
+    return task.__pydantic_serializer__.to_python(  # type: ignore[no-any-return]
+        task, mode="json", context={_HASH_ROOT: task}
+    )
+
+
+def _id_plan(cls: type[Task]) -> _IdPlan | None:
+    """How to build the id payload field by field; None when only pydantic knows how."""
+    decorators = cls.__pydantic_decorators__
+    if decorators.field_serializers or any(key.startswith("ser_") for key in cls.model_config):
+        return None
+    plan: list[tuple[str, _FieldKind, TypeAdapter[Any] | None]] = []
+    for name, field in cls.model_fields.items():
+        if name in cls.__hash_excluded__ or field.exclude:
+            continue
+        validation_only = all(_validation_only(meta) for meta in field.metadata)
+        annotation = field.annotation
+        if validation_only and _is_plain(annotation):
+            plan.append((name, _FieldKind.PLAIN, None))
+        elif validation_only and _is_task_type(annotation):
+            plan.append((name, _FieldKind.TASK, None))
+        else:
+            full = Annotated[annotation, *field.metadata] if field.metadata else annotation
+            adapter: TypeAdapter[Any] = TypeAdapter(full)
+            plan.append((name, _FieldKind.ADAPTED, adapter))
+    return tuple(plan)
+
+
+_PLAIN_TYPES = frozenset({int, str, bool, float, type(None)})
+
+
+def _optional_members(annotation: Any) -> tuple[Any, ...]:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return get_args(annotation)
+    return (annotation,)
+
+
+def _is_plain(annotation: Any) -> bool:
+    return all(
+        member in _PLAIN_TYPES
+        or (
+            get_origin(member) is Literal
+            and all(type(value) in (int, str, bool) for value in get_args(member))
+        )
+        for member in _optional_members(annotation)
+    )
+
+
+def _is_task_type(annotation: Any) -> bool:
+    return all(
+        member is type(None) or (isinstance(member, type) and issubclass(member, Task))
+        for member in _optional_members(annotation)
+    )
+
+
+def _validation_only(metadata: object) -> bool:
+    # stardag's markers and annotated_types' constraints never change how a value serializes.
+    module = type(metadata).__module__
+    return module.startswith("stardag_core.") or module == "annotated_types"
 
 
 def flatten_tasks(struct: TaskStruct) -> list[Task]:

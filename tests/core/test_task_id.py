@@ -1,11 +1,17 @@
 """Golden task ids: the same values the original stardag computes for the same tasks."""
 
 import datetime
-from typing import Annotated
+import enum
+from typing import Annotated, Literal
 from uuid import UUID
+
+import annotated_types
+import pytest
+from pydantic import BaseModel, ConfigDict, PlainSerializer, field_serializer
 
 import stardag_core as sd
 from stardag_core.task_id import TASK_ID_NAMESPACE, task_id
+from stardag_core.tasks import pydantic_id_payload
 from tests.core.examples.ml import Mixed, Train, combine
 
 
@@ -139,3 +145,60 @@ def test_output_path_layout_is_pinned(local_root: str) -> None:
     assert add(a=1, b=2).output().uri == (
         f"{local_root}/add/fa/9b/fa9b74b1-1cde-5676-8650-dbcf755a2699.json"
     )
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Window(BaseModel):
+    start: datetime.date
+    tags: frozenset[str]
+
+
+class Varied(sd.AutoTask[int]):
+    rate: float
+    maybe: int | None = None
+    mode: Literal["fast", "slow"] = "fast"
+    colour: Colour = Colour.RED
+    window: Window | None = None
+    weights: dict[str, list[float]] = {}
+    bounded: Annotated[int, annotated_types.Gt(0)] = 1
+    shouted: Annotated[str, PlainSerializer(str.upper)] = "quiet"
+    wait: datetime.timedelta = datetime.timedelta(seconds=90)
+    upstream: sd.TaskLoads[int] | None = None
+    many: tuple[sd.TaskLoads[int], ...] = ()
+    threads: Annotated[int, sd.Param(hash_exclude=True)] = 1
+    later: Annotated[bool, sd.Param(compat_default=False)] = False
+
+
+class CustomSerialized(sd.AutoTask[int]):
+    model_config = ConfigDict(ser_json_timedelta="float")
+
+    wait: datetime.timedelta
+    name_: str
+
+    @field_serializer("name_")
+    def _shout(self, value: str) -> str:
+        return value.upper()
+
+
+VARIED = [
+    Varied(rate=1),  # an int given for a float
+    Varied(rate=float("inf")),
+    Varied(rate=float("nan"), maybe=3, mode="slow", colour=Colour.BLUE),
+    Varied(rate=0.5, window=Window(start=datetime.date(2024, 5, 1), tags=frozenset("zyx"))),
+    Varied(rate=0.5, weights={"b": [1.5], "a": []}, bounded=7, shouted="loud", later=True),
+    Varied(rate=0.5, upstream=add(a=1, b=2), many=(add(a=2, b=3), add(a=1, b=2)), threads=9),
+    CustomSerialized(wait=datetime.timedelta(hours=1), name_="x"),
+    Train(learning_rate=0.1, layers=[64, 32], tags={"b", "c", "a"}),
+    mixed(added="new"),
+    get_sum(integers=get_range(limit=4)),
+]
+
+
+@pytest.mark.parametrize("task", VARIED, ids=lambda task: repr(task)[:60])
+def test_fast_id_payload_equals_pydantics(task: sd.Task) -> None:
+    assert task.id_payload() == pydantic_id_payload(task)
+    assert task.id == task_id(pydantic_id_payload(task))
