@@ -14,8 +14,7 @@ the version, with class keywords (``task_namespace``, since pydantic's metaclass
 import enum
 import math
 import types
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
-from functools import cached_property
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import (
     Annotated,
     Any,
@@ -24,7 +23,9 @@ from typing import (
     Literal,
     Self,
     TypeAlias,
+    TypeVar,
     Union,
+    cast,
     get_args,
     get_origin,
     get_type_hints,
@@ -65,6 +66,22 @@ _HASH_ROOT = "stardag.hash_root"
 _NESTED_HASH_CONTEXT = {_HASH_ROOT: "no task is the root: every task is nested"}
 _SCALARS = (str, int, float, bool, type(None), UUID)
 _UNPLANNED = object()
+_T = TypeVar("_T")
+
+
+class _computed_once(Generic[_T]):
+    """``functools.cached_property`` without its per-access lock (Python 3.11): ids are hot."""
+
+    def __init__(self, compute: Callable[[Any], _T]) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __get__(self, instance: Any, owner: type | None = None) -> _T:
+        if instance is None:
+            return self  # type: ignore[return-value]
+        value = instance.__dict__[self._name] = self._compute(instance)
+        return value
 
 
 class _FieldKind(enum.Enum):
@@ -79,7 +96,12 @@ _IdPlan: TypeAlias = tuple[tuple[str, _FieldKind, TypeAdapter[Any] | None], ...]
 class Task(BaseModel):
     """A unit of work with a deterministic id: its family, version and parameters."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", polymorphic_serialization=True)
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        polymorphic_serialization=True,
+        ignored_types=(_computed_once,),
+    )
 
     __task_namespace__: ClassVar[str] = ""
     __task_name__: ClassVar[str] = "Task"
@@ -150,7 +172,7 @@ class Task(BaseModel):
         """The version ("" when none is set); changing it changes every id of the class."""
         return cls.__task_version__
 
-    @cached_property
+    @_computed_once
     def id(self) -> UUID:
         """The task id: computed once, from the family, version and parameters."""
         return task_id(self.id_payload())
@@ -180,7 +202,8 @@ class Task(BaseModel):
             elif kind is _FieldKind.TASK:
                 payload[name] = None if value is None else {"id": str(value.id)}
             else:
-                dumped = adapter.dump_python(value, mode="json", context=_NESTED_HASH_CONTEXT)  # type: ignore[union-attr]
+                adapted = cast(TypeAdapter[Any], adapter)
+                dumped = adapted.dump_python(value, mode="json", context=_NESTED_HASH_CONTEXT)
                 payload[name] = _order_sets(value, dumped)
         for name, default in cls.__compat_defaults__.items():
             if values[name] == default:
@@ -311,7 +334,7 @@ def _id_plan(cls: type[Task]) -> _IdPlan | None:
             plan.append((name, _FieldKind.TASK, None))
         else:
             full = Annotated[annotation, *field.metadata] if field.metadata else annotation
-            adapter: TypeAdapter[Any] = TypeAdapter(full)
+            adapter: TypeAdapter[Any] = TypeAdapter(cast(Any, full))
             plan.append((name, _FieldKind.ADAPTED, adapter))
     return tuple(plan)
 

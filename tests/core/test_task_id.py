@@ -7,7 +7,7 @@ from uuid import UUID
 
 import annotated_types
 import pytest
-from pydantic import BaseModel, ConfigDict, PlainSerializer, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_serializer
 
 import stardag_core as sd
 from stardag_core.task_id import TASK_ID_NAMESPACE, task_id
@@ -163,7 +163,7 @@ class Varied(sd.AutoTask[int]):
     mode: Literal["fast", "slow"] = "fast"
     colour: Colour = Colour.RED
     window: Window | None = None
-    weights: dict[str, list[float]] = {}
+    weights: dict[str, list[float]] = Field(default_factory=dict)
     bounded: Annotated[int, annotated_types.Gt(0)] = 1
     shouted: Annotated[str, PlainSerializer(str.upper)] = "quiet"
     wait: datetime.timedelta = datetime.timedelta(seconds=90)
