@@ -65,15 +65,18 @@ class ThreadExecutor:
     remote = False
 
     def __init__(self, max_workers: int | None = None) -> None:
-        self.slots = max_workers or min(32, (os.cpu_count() or 1) + 4)
+        self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
+        # Tasks queued ahead of the threads: a thread that finishes takes the next one at
+        # once instead of waiting for the event loop's thread to get the GIL back.
+        self.slots = 4 * self.max_workers
         self._pool: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
-        return f"ThreadExecutor(max_workers={self.slots})"
+        return f"ThreadExecutor(max_workers={self.max_workers})"
 
     async def start(self) -> None:
         """Create the thread pool."""
-        self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="stardag")
+        self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="stardag")
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on a pool thread, in the caller's context (settings included)."""

@@ -85,7 +85,7 @@ def _filesystem(protocol: str) -> AbstractFileSystem:
 class _Located:
     """A URL and where it resolves: the fsspec filesystem and the path on it."""
 
-    __slots__ = ("_fs", "_path", "uri")
+    __slots__ = ("_fs", "_local", "_path", "uri")
 
     def __init__(self, uri: str, fs: AbstractFileSystem | None) -> None:
         self.uri = uri
@@ -93,6 +93,9 @@ class _Located:
             self._fs, self._path = resolve(uri)
         else:
             self._fs, self._path = fs, fs._strip_protocol(uri)
+        # Local files are read and checked with os directly: fsspec's path handling would
+        # cost more than the file system call itself.
+        self._local = isinstance(self._fs, LocalFileSystem)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r})"
@@ -133,7 +136,7 @@ class FileTarget(_Located, Generic[T]):
 
     def exists(self) -> bool:
         """Whether the file exists."""
-        return bool(self._fs.exists(self._path))
+        return os.path.exists(self._path) if self._local else bool(self._fs.exists(self._path))
 
     def remove(self) -> None:
         """Delete the file if it exists."""
@@ -187,7 +190,7 @@ class FileTarget(_Located, Generic[T]):
     @contextmanager
     def _reading(self, *, text: bool) -> Iterator[Any]:
         try:
-            raw = self._fs.open(self._path, "rb")
+            raw = open(self._path, "rb") if self._local else self._fs.open(self._path, "rb")  # noqa: SIM115
         except FileNotFoundError as error:
             raise TargetError(f"{self.uri} does not exist: build the task first") from error
         with raw:
@@ -199,7 +202,7 @@ class FileTarget(_Located, Generic[T]):
 
     @contextmanager
     def _writing(self, *, text: bool) -> Iterator[Any]:
-        if isinstance(self._fs, LocalFileSystem):
+        if self._local:
             writer = _local_atomic_write(self._path, self.write_once, self.uri)
         else:
             writer = _object_store_write(self._fs, self._path, self.write_once, self.uri)
@@ -228,10 +231,13 @@ class _Opened(Generic[T]):
 @contextmanager
 def _local_atomic_write(path: str, write_once: bool, uri: str) -> Iterator[IO[bytes]]:
     directory, name = os.path.split(path)
-    os.makedirs(directory, exist_ok=True)
     if write_once and os.path.exists(path):
         raise _exists_error(uri)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    try:
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    except FileNotFoundError:
+        os.makedirs(directory, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
             yield file
@@ -378,6 +384,8 @@ async def exists_many_async(targets: Sequence[Target]) -> list[bool]:
     async def check_batch(fs: AbstractFileSystem, items: list[tuple[int, str]]) -> None:
         if isinstance(fs, AsyncFileSystem):
             found = await _exists_concurrently(fs, [path for _, path in items])
+        elif isinstance(fs, LocalFileSystem):
+            found = await asyncio.to_thread(lambda: [os.path.exists(path) for _, path in items])
         else:
             found = await asyncio.to_thread(lambda: [bool(fs.exists(path)) for _, path in items])
         for (index, _), exists in zip(items, found, strict=True):
