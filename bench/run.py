@@ -34,11 +34,10 @@ ENV["PYTHONPATH"] = str(WORKLOADS)
 def ensure_peers() -> None:
     if Path(PEERS_PYTHON).exists():
         return
-    subprocess.run(["uv", "venv", "--quiet", "--python", sys.executable, str(PEERS_VENV)], check=True)
-    subprocess.run(
-        ["uv", "pip", "install", "--quiet", "--compile-bytecode", "--python", PEERS_PYTHON, *PEERS],
-        check=True,
-    )
+    venv = ["uv", "venv", "--quiet", "--python", sys.executable, str(PEERS_VENV)]
+    subprocess.run(venv, check=True)
+    install = ["uv", "pip", "install", "--quiet", "--compile-bytecode", "--python", PEERS_PYTHON]
+    subprocess.run([*install, *PEERS], check=True)
 
 
 def wall(command: list[str], timeout: float) -> float | None:
@@ -81,10 +80,11 @@ def cold(python: str, script: str, args: list[str], timeout: float) -> Callable[
 def warm(python: str, script: str, args: list[str], timeout: float) -> Callable[[], float | None]:
     """A W2 measurement: build once (untimed), then time builds that find everything done."""
     root = tempfile.mkdtemp(prefix="stardag-bench-")
-    build_args = [args[0], *args[1:2], *(["threads"] if script == "ours.py" else [])]
-    subprocess.run(
-        [python, str(WORKLOADS / script), "w1", root, *build_args], env=ENV, check=True, timeout=600
-    )
+    if script == "luigi_workloads.py":
+        setup = ["prepare", root, args[0]]
+    else:
+        setup = ["w1", root, args[0], *args[1:2], *(["threads"] if script == "ours.py" else [])]
+    subprocess.run([python, str(WORKLOADS / script), *setup], env=ENV, check=True, timeout=900)
     return lambda: wall([python, str(WORKLOADS / script), "w2", root, *args], timeout)
 
 
@@ -122,13 +122,15 @@ class Table:
     def __init__(self) -> None:
         self.rows: list[tuple[str, str, float | None, float | None]] = []
 
-    def add(self, workload: str, contender: str, seconds: float | None, floor: float | None) -> None:
+    def add(
+        self, workload: str, contender: str, seconds: float | None, floor: float | None
+    ) -> None:
         self.rows.append((workload, contender, seconds, floor))
         shown = "did not finish" if seconds is None else f"{seconds:.3f} s"
         print(f"  {workload:28s} {contender:42s} {shown}", file=sys.stderr, flush=True)
 
     def markdown(self) -> str:
-        lines = ["| workload | contender | median | × floor |", "|---|---|---:|---:|"]
+        lines = ["| workload | contender | median | ratio to reference |", "|---|---|---:|---:|"]
         for workload, contender, seconds, floor in self.rows:
             shown = "did not finish" if seconds is None else f"{seconds:.3f} s"
             ratio = "" if seconds is None or floor is None else f"{seconds / floor:.2f}"
@@ -140,59 +142,83 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 runs, N=1,000, no slow peers")
     parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--only", default="W1,W2,W3,W4,W5,import", help="workloads to run")
     options = parser.parse_args()
+    only = set(options.only.split(","))
     runs = options.runs or (3 if options.quick else 5)
     sizes = [1000] if options.quick else [1000, 10000]
     ensure_peers()
     table = Table()
 
-    for n in sizes:
+    def measure(workload: str, contender: str, how: Callable[[], float | None]) -> float | None:
+        seconds = median_of(runs, how)
+        table.add(workload, contender, seconds, floors.get(workload))
+        return seconds
+
+    floors: dict[str, float | None] = {}
+    for n in sizes if "W1" in only else []:
         name = f"W1 cold, N={n:,}"
-        floor = median_of(runs, cold(OURS, "floor.py", [str(n)], 120))
-        table.add(name, "plain Python (floor)", floor, floor)
-        table.add(name, "plain Python, durable writes", median_of(runs, cold(OURS, "floor.py", [str(n), "--durable"], 120)), floor)
+        floors[name] = measure(name, "plain Python (floor)", cold(OURS, "floor.py", [str(n)], 120))
+        durable = cold(OURS, "floor.py", [str(n), "--durable"], 120)
+        measure(name, "plain Python, durable writes", durable)
         for idiom in ("readme", "class"):
             for executor in ("threads", "inline"):
-                seconds = median_of(runs, cold(OURS, "ours.py", [str(n), idiom, executor], 600))
-                table.add(name, f"stardag, {idiom} idiom, {executor}", seconds, floor)
+                how = cold(OURS, "ours.py", [str(n), idiom, executor], 600)
+                measure(name, f"stardag, {idiom} idiom, {executor}", how)
         if not options.quick or n == 1000:
-            table.add(name, "original stardag, class idiom", median_of(runs, cold(PEERS_PYTHON, "original.py", [str(n), "class"], 600)), floor)
+            how = cold(PEERS_PYTHON, "original.py", [str(n), "class"], 600)
+            measure(name, "original stardag, class idiom", how)
         if n == 1000:
-            table.add(name, "original stardag, readme idiom (60 s cap)", median_of(1, cold(PEERS_PYTHON, "original.py", [str(n), "readme"], 60)), floor)
-            table.add(name, "Luigi", median_of(runs, cold(PEERS_PYTHON, "luigi_workloads.py", [str(n)], 600)), floor)
+            how = cold(PEERS_PYTHON, "original.py", [str(n), "readme"], 60)
+            table.add(name, "original stardag, readme idiom (60 s cap)", how(), floors[name])
+            how = cold(PEERS_PYTHON, "luigi_workloads.py", [str(n)], 600)
+            measure(name, "Luigi", how)
 
     n = sizes[-1]
     name = f"W2 warm, N={n:,}"
-    floor = median_of(runs, warm(OURS, "floor.py", [str(n)], 60))
-    table.add(name, "plain Python (floor)", floor, floor)
-    for idiom in ("readme", "class"):
-        table.add(name, f"stardag, {idiom} idiom", median_of(runs, warm(OURS, "ours.py", [str(n), idiom], 60)), floor)
-    table.add(name, "original stardag, class idiom", median_of(runs, warm(PEERS_PYTHON, "original.py", [str(n), "class"], 600)), floor)
-    table.add(name, "Luigi", median_of(runs, warm(PEERS_PYTHON, "luigi_workloads.py", [str(n)], 600)), floor)
+    if "W2" in only:
+        floors[name] = measure(name, "plain Python (floor)", warm(OURS, "floor.py", [str(n)], 60))
+        for idiom in ("readme", "class"):
+            measure(name, f"stardag, {idiom} idiom", warm(OURS, "ours.py", [str(n), idiom], 60))
+        how = warm(PEERS_PYTHON, "original.py", [str(n), "class"], 600)
+        measure(name, "original stardag, class idiom", how)
+        measure(name, "Luigi", warm(PEERS_PYTHON, "luigi_workloads.py", [str(n)], 600))
+
+    def ids(python: str, script: str) -> Callable[[], float | None]:
+        return lambda: wall([python, str(WORKLOADS / script), "w3", "10000"], 60)
 
     name = "W3 ids, 10,000 tasks"
-    floor = median_of(runs, lambda: wall([OURS, str(WORKLOADS / "floor.py"), "w3", "10000"], 60))
-    table.add(name, "plain Python (floor)", floor, floor)
-    table.add(name, "stardag", median_of(runs, lambda: wall([OURS, str(WORKLOADS / "ours.py"), "w3", "10000"], 60)), floor)
-    table.add(name, "original stardag", median_of(runs, lambda: wall([PEERS_PYTHON, str(WORKLOADS / "original.py"), "w3", "10000"], 60)), floor)
-    table.add(name, "Luigi", median_of(runs, lambda: wall([PEERS_PYTHON, str(WORKLOADS / "luigi_workloads.py"), "w3", "10000"], 60)), floor)
+    if "W3" in only:
+        floors[name] = measure(name, "plain Python (floor)", ids(OURS, "floor.py"))
+        measure(name, "stardag", ids(OURS, "ours.py"))
+        measure(name, "original stardag", ids(PEERS_PYTHON, "original.py"))
+        measure(name, "Luigi", ids(PEERS_PYTHON, "luigi_workloads.py"))
 
     ours = [OURS, str(WORKLOADS / "ours.py")]
-    name = "W4 I/O-bound, 41 tasks"
-    inline = median_of(runs, in_process([*ours, "w4", "inline"]))
-    table.add(name, "stardag, inline (build call)", inline, inline)
-    table.add(name, "stardag, 16 threads (build call)", median_of(runs, in_process([*ours, "w4", "threads16"])), inline)
-    name = "W5 CPU-bound, 9 tasks"
-    inline = median_of(runs, in_process([*ours, "w5", "inline"]))
-    table.add(name, "stardag, inline (build call)", inline, inline)
-    table.add(name, "stardag, 2 processes (build call)", median_of(runs, in_process([*ours, "w5", "processes"])), inline)
-    table.add(name, "stardag, Dask 2 workers (build call)", median_of(runs, in_process([*ours, "w5", "dask"])), inline)
+    for key, name, workload, others in (
+        ("W4", "W4 I/O-bound, 41 tasks (reference: inline)", "w4", {"16 threads": "threads16"}),
+        (
+            "W5",
+            "W5 CPU-bound, 25 tasks (reference: inline)",
+            "w5",
+            {
+                "2 processes": "processes",
+                "Dask, 2 workers, cluster started by the build": "dask",
+                "Dask, 2 workers, running cluster": "dask-running",
+            },
+        ),
+    ):
+        if key not in only:
+            continue
+        floors[name] = measure(name, "stardag, inline", in_process([*ours, workload, "inline"]))
+        for label, executor in others.items():
+            measure(name, f"stardag, {label}", in_process([*ours, workload, executor]))
 
     name = "import (-X importtime total)"
-    ours_import = median_of(runs, import_time(OURS, "stardag_core"))
-    table.add(name, "import stardag_core", ours_import, None)
-    table.add(name, "import stardag (original)", median_of(runs, import_time(PEERS_PYTHON, "stardag")), None)
-    table.add(name, "import luigi", median_of(runs, import_time(PEERS_PYTHON, "luigi")), None)
+    if "import" in only:
+        measure(name, "import stardag_core", import_time(OURS, "stardag_core"))
+        measure(name, "import stardag (original)", import_time(PEERS_PYTHON, "stardag"))
+        measure(name, "import luigi", import_time(PEERS_PYTHON, "luigi"))
 
     print(table.markdown())
 

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar, cast
 
+from stardag_core.exceptions import StardagError
+
 T = TypeVar("T")
 
 
@@ -158,11 +160,17 @@ class DaskExecutor:
             self._client = await client(self._cluster, asynchronous=True)
         else:
             self._client = await client(self.address, asynchronous=True)
-            workers = (await self._client.scheduler_info())["workers"]
-            self.slots = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
+            threads_per_worker: dict[str, int] = await self._client.nthreads()
+            self.slots = max(1, sum(threads_per_worker.values()))
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on a Dask worker."""
+        for arg in args:
+            if type(arg).__module__ == "__main__":
+                raise StardagError(
+                    f"{type(arg).__qualname__} is defined in the __main__ script, which Dask "
+                    "workers cannot import: define it in a module and import it from there"
+                )
         result: T = await self._client.submit(fn, *args, pure=False)
         return result
 

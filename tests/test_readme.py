@@ -1,6 +1,8 @@
 """Every Python example in the README runs, each in a fresh target root."""
 
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -18,12 +20,14 @@ def test_readme_has_a_short_quick_example() -> None:
 
 
 @pytest.mark.parametrize("index", range(len(EXAMPLES)))
-def test_readme_example_runs(index: int, tmp_path: Path) -> None:
+def test_readme_example_runs(
+    index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = types.ModuleType(f"readme_example_{index + 1}")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
     with sd.use_settings(sd.Settings(target_roots={"default": str(tmp_path)})):
-        exec(
-            compile(EXAMPLES[index], f"README.md example {index + 1}", "exec"),
-            {"__name__": f"readme_{index}"},
-        )
+        code = compile(EXAMPLES[index], f"README.md example {index + 1}", "exec")
+        exec(code, module.__dict__)
 
 
 def test_ci_runs_the_readme_test_command() -> None:

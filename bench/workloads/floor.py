@@ -1,8 +1,8 @@
 """The plain-Python floor: the same file reads and writes as the DAG workloads, no framework.
 
-    python floor.py w1 ROOT N [--durable]   cold build of the layered DAG
-    python floor.py w2 ROOT N               warm: every output exists; check the top layer
-    python floor.py w3 N                    ids: hash 10,000 parameter sets with a nested id
+python floor.py w1 ROOT N [--durable]   cold build of the layered DAG
+python floor.py w2 ROOT N               warm: every output exists; check the top layer
+python floor.py w3 N                    ids: hash 10,000 parameter sets with a nested id
 """
 
 import json

@@ -1,8 +1,8 @@
 """The workloads in the original stardag (run in the peers' environment).
 
-    python original.py w1 ROOT N class|readme
-    python original.py w2 ROOT N class
-    python original.py w3 N
+python original.py w1 ROOT N class|readme
+python original.py w2 ROOT N class
+python original.py w3 N
 """
 
 import os

@@ -315,3 +315,26 @@ def test_dask_executor_on_a_local_cluster_builds_what_inline_builds(tmp_path: Pa
         summary.raise_on_failure()
         assert [t.load() for t in [*layered(width=3, depth=3), SumOfChain(n=2)]] == expected
         assert WhereRan(tag="dask").load() != os.getpid()
+
+
+def test_dask_refuses_task_classes_from_the_main_script() -> None:
+    class Scripted(sd.AutoTask[int]):
+        pass
+
+    Scripted.__module__ = "__main__"
+    with pytest.raises(sd.StardagError, match="defined in the __main__ script"):
+        asyncio.run(sd.DaskExecutor().call(print, Scripted()))
+
+
+def test_dask_executor_on_a_running_scheduler(tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        sd.use_settings(sd.Settings(target_roots={"default": str(tmp_path)})),
+    ):
+        executor = sd.DaskExecutor(cluster.scheduler_address)
+        summary = sd.build(*layered(width=2, depth=2), executor=executor)
+        summary.raise_on_failure()
+        assert executor.slots == 2
+        assert summary.counts["built"] == 6
