@@ -15,7 +15,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 from stardag_core.exceptions import StardagError
 
@@ -146,10 +146,8 @@ class DaskExecutor:
         """Connect to the scheduler, or start a local cluster."""
         from distributed import Client, LocalCluster  # optional dependency, used only here
 
-        client: Any = Client
-
         if self.address is None:
-            self._cluster = await cast(Any, LocalCluster)(
+            self._cluster = await LocalCluster(
                 n_workers=self.n_workers,
                 threads_per_worker=1,
                 processes=True,
@@ -157,9 +155,9 @@ class DaskExecutor:
                 dashboard_address=None,
                 host="127.0.0.1",
             )
-            self._client = await client(self._cluster, asynchronous=True)
+            self._client = await Client(self._cluster, asynchronous=True)
         else:
-            self._client = await client(self.address, asynchronous=True)
+            self._client = await Client(self.address, asynchronous=True)
             threads_per_worker: dict[str, int] = await self._client.nthreads()
             self.slots = max(1, sum(threads_per_worker.values()))
 

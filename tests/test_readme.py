@@ -20,9 +20,7 @@ def test_readme_has_a_short_quick_example() -> None:
 
 
 @pytest.mark.parametrize("index", range(len(EXAMPLES)))
-def test_readme_example_runs(
-    index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_readme_example_runs(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     module = types.ModuleType(f"readme_example_{index + 1}")
     monkeypatch.setitem(sys.modules, module.__name__, module)
     with sd.use_settings(sd.Settings(target_roots={"default": str(tmp_path)})):
