@@ -12,6 +12,7 @@ its dependents: the work per task is constant, so a build is linear in its size.
 import asyncio
 import enum
 import inspect
+import logging
 import time
 import traceback
 from collections import deque
@@ -30,6 +31,8 @@ from stardag_core.targets import Target, exists_many_async
 from stardag_core.tasks import Task, flatten_targets, flatten_tasks
 
 FailMode = Literal["fail_fast", "continue"]
+
+logger = logging.getLogger("stardag.build")
 
 _COMPLETENESS_CONCURRENCY = 64
 
@@ -298,6 +301,10 @@ class Scheduler:
                 self.summary.not_run.append(node.task)
 
     def _emit(self, node: _Node, kind: TaskEventKind, error: str | None = None) -> None:
+        if error is None:
+            logger.debug("%s %r (%s)", kind.value, node.task, node.task.id)
+        else:
+            logger.warning("failed %r (%s):\n%s", node.task, node.task.id, error)
         self._registry.task_event(TaskEvent(self._build.id, node.task, kind, error=error))
 
 

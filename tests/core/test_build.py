@@ -1,6 +1,7 @@
 """Building: only what is missing runs, in dependency order, on every executor."""
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -338,3 +339,14 @@ def test_dask_executor_on_a_running_scheduler(tmp_path: Path) -> None:
         summary.raise_on_failure()
         assert executor.slots == 2
         assert summary.counts["built"] == 6
+
+
+def test_failures_are_logged_with_their_traceback(
+    local_root: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="stardag.build"):
+        sd.build(Needs(upstream=Broken()), Number(value=7), fail_mode="continue")
+    failure = next(r for r in caplog.records if r.levelno == logging.WARNING)
+    assert "failed Broken()" in failure.getMessage()
+    assert "disk on fire" in failure.getMessage()
+    assert any("completed Number(value=7)" in r.getMessage() for r in caplog.records)
