@@ -7,12 +7,18 @@ task nested as a parameter contributes ``{"id": "<its id>"}``. Never change this
 output for an existing payload: golden tests pin it.
 """
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID, SafeUUID
 
 TASK_ID_NAMESPACE = UUID("9ca26b27-f7ee-4044-8b3c-e335dc5778dc")
+
+_NAMESPACE_BYTES = TASK_ID_NAMESPACE.bytes
+# RFC 4122 version 5: clear the version and variant bits, then set version 5, variant 10.
+_CLEARED = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_VERSION_5 = (5 << 76) | (0x8000 << 48)
 
 
 _CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
@@ -24,8 +30,15 @@ def canonical_json(payload: Mapping[str, Any]) -> str:
 
 
 def task_id(payload: Mapping[str, Any]) -> UUID:
-    """The task id of a canonical (JSON-mode) payload."""
-    return uuid5(TASK_ID_NAMESPACE, canonical_json(payload))
+    """The task id of a canonical (JSON-mode) payload: ``uuid5(TASK_ID_NAMESPACE, json)``."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + canonical_json(payload).encode()).digest()
+    value = (int.from_bytes(digest[:16], "big") & _CLEARED) | _VERSION_5
+    # uuid.uuid5 computes the same value; building the UUID directly skips its checks,
+    # which cost as much as the hashing (ids are computed for every task of a build).
+    identifier = object.__new__(UUID)
+    object.__setattr__(identifier, "int", value)
+    object.__setattr__(identifier, "is_safe", SafeUUID.unknown)
+    return identifier
 
 
 def sorted_set_items(items: list[Any]) -> list[Any]:

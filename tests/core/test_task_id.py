@@ -2,6 +2,8 @@
 
 import datetime
 import enum
+import json
+import uuid
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -202,3 +204,14 @@ VARIED = [
 def test_fast_id_payload_equals_pydantics(task: sd.Task) -> None:
     assert task.id_payload() == pydantic_id_payload(task)
     assert task.id == task_id(pydantic_id_payload(task))
+
+
+@pytest.mark.parametrize("payload", [{}, {"a": 1}, {"text": "naïve ☃", "nested": {"id": "x"}}])
+def test_task_id_is_uuid5_of_the_canonical_json(payload: dict[str, object]) -> None:
+    expected = uuid.uuid5(
+        TASK_ID_NAMESPACE, json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    )
+    computed = task_id(payload)
+    assert computed == expected
+    assert (str(computed), computed.version, computed.variant) == (str(expected), 5, uuid.RFC_4122)
+    assert hash(computed) == hash(expected)
