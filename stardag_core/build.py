@@ -8,6 +8,7 @@ blocking form. There is one engine, the ``Scheduler``.
 
 import logging
 from contextlib import AbstractContextManager, nullcontext
+from typing import get_args
 
 from stardag_core.blocking import run_blocking
 from stardag_core.executors import Executor, ThreadExecutor
@@ -34,6 +35,14 @@ async def build_async(
     that does not need the failed task. ``registry`` hears about the build. ``progress``
     shows a bar (default: when standard error is a terminal).
     """
+    wrong = [task for task in tasks if not isinstance(task, Task)]
+    if wrong:
+        raise TypeError(
+            f"build() takes tasks, got {wrong[0]!r} ({type(wrong[0]).__name__}): pass task "
+            "instances, e.g. build(Train(epochs=3)), or unpack a list: build(*tasks)"
+        )
+    if fail_mode not in get_args(FailMode):
+        raise ValueError(f"fail_mode must be 'fail_fast' or 'continue', got {fail_mode!r}")
     executor = executor or ThreadExecutor()
     registry = registry or NoOpRegistry()
     record = BuildRecord(roots=tasks)

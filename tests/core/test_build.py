@@ -350,3 +350,13 @@ def test_failures_are_logged_with_their_traceback(
     assert "failed Broken()" in failure.getMessage()
     assert "disk on fire" in failure.getMessage()
     assert any("completed Number(value=7)" in r.getMessage() for r in caplog.records)
+
+
+def test_build_explains_wrong_arguments(local_root: str) -> None:
+    with pytest.raises(
+        TypeError, match=r"build\(\) takes tasks, got \[Number\(value=1\)\] \(list\)"
+    ):
+        sd.build([Number(value=1)])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fail_mode must be 'fail_fast' or 'continue', got 'keep'"):
+        sd.build(Number(value=1), fail_mode="keep")  # type: ignore[arg-type]
+    assert sd.build().counts == {"built": 0, "skipped": 0, "failed": 0, "blocked": 0, "not_run": 0}
