@@ -360,3 +360,13 @@ def test_build_explains_wrong_arguments(local_root: str) -> None:
     with pytest.raises(ValueError, match="fail_mode must be 'fail_fast' or 'continue', got 'keep'"):
         sd.build(Number(value=1), fail_mode="keep")  # type: ignore[arg-type]
     assert sd.build().counts == {"built": 0, "skipped": 0, "failed": 0, "blocked": 0, "not_run": 0}
+
+
+def test_build_on_every_kind_of_target_root(any_root: str) -> None:
+    roots = layered(width=3, depth=2)
+    first = sd.build(*roots)
+    first.raise_on_failure()
+    assert first.counts["built"] == 9
+    again = sd.build(*roots)  # completeness of the whole frontier in one batched check
+    assert again.counts == {"built": 0, "skipped": 3, "failed": 0, "blocked": 0, "not_run": 0}
+    assert [root.load() for root in roots] == [4, 5, 3]
