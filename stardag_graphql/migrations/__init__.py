@@ -1,0 +1,42 @@
+"""Schema migrations: Alembic, run from code against the migration scripts in this package.
+
+```python
+from stardag_graphql.migrations import upgrade
+upgrade("sqlite+aiosqlite:////tmp/registry.db")
+```
+"""
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from stardag_graphql.settings import Settings
+
+SCRIPT_LOCATION = Path(__file__).parent
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic configuration for this package's migrations against `database_url`."""
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    # Passed as an attribute, not a main option: ConfigParser would choke on a `%` in an
+    # URL-encoded password.
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Upgrade the database at `database_url` to `revision` (outside an event loop)."""
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str = "base") -> None:
+    """Downgrade the database at `database_url` to `revision` (default: an empty schema)."""
+    command.downgrade(alembic_config(database_url), revision)
+
+
+async def ensure_schema(settings: Settings) -> None:
+    """Bring the configured database up to the latest schema (run at server start)."""
+    await asyncio.to_thread(upgrade, settings.database_url)

@@ -1,0 +1,187 @@
+"""The store layer: every SQL statement the registry runs, behind plain async functions.
+
+Writes that clients may repeat (task registration, events) are idempotent upserts
+(`INSERT ... ON CONFLICT`), so a retried batch changes nothing.
+"""
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stardag_graphql.models import Base, Event, EventKind, Task, TaskDependency, utcnow
+
+# Rows per INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
+BATCH_SIZE = 500
+
+T = TypeVar("T")
+
+
+class UnknownTaskError(LookupError):
+    """A task id that is not registered in the workspace (register the task first)."""
+
+
+@dataclass(frozen=True)
+class TaskRegistration:
+    """A task as a client registers it; `dependencies` are the task ids it needs."""
+
+    task_id: str
+    name: str
+    namespace: str = ""
+    version: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    output_uri: str | None = None
+    dependencies: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """An event as a client sends it; `event_id` makes resending it harmless."""
+
+    event_id: str
+    kind: EventKind
+    occurred_at: datetime
+    task_id: str | None = None
+    build_id: uuid.UUID | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+async def register_tasks(
+    session: AsyncSession, workspace_id: uuid.UUID, tasks: Sequence[TaskRegistration]
+) -> dict[str, uuid.UUID]:
+    """Register tasks and their dependency edges; returns each task id's row id.
+
+    Registering a task again changes nothing but its output URI, when that moved.
+    Dependencies must be registered earlier or in the same batch.
+    """
+    now = utcnow()
+    for batch in _batches(tasks):
+        statement = _insert(session, Task).values(
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "workspace_id": workspace_id,
+                    "task_id": task.task_id,
+                    "namespace": task.namespace,
+                    "name": task.name,
+                    "version": task.version,
+                    "parameters": dict(task.parameters),
+                    "output_uri": task.output_uri,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for task in batch
+            ]
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["workspace_id", "task_id"],
+                set_={"output_uri": statement.excluded.output_uri, "updated_at": now},
+                where=Task.output_uri.is_distinct_from(statement.excluded.output_uri),
+            )
+        )
+    wanted = {task.task_id for task in tasks}
+    wanted.update(dep for task in tasks for dep in task.dependencies)
+    pks = await task_pks(session, workspace_id, wanted)
+    edges = [
+        {"upstream_pk": pks[dep], "downstream_pk": pks[task.task_id], "workspace_id": workspace_id}
+        for task in tasks
+        for dep in task.dependencies
+    ]
+    for edge_batch in _batches(edges):
+        await session.execute(
+            _insert(session, TaskDependency).values(edge_batch).on_conflict_do_nothing()
+        )
+    return {task_id: pks[task_id] for task_id in {task.task_id for task in tasks}}
+
+
+async def record_events(
+    session: AsyncSession, workspace_id: uuid.UUID, events: Sequence[EventRecord]
+) -> int:
+    """Append events, skipping those whose `event_id` is recorded; returns how many were new."""
+    pks = await task_pks(session, workspace_id, {e.task_id for e in events if e.task_id})
+    recorded = 0
+    for batch in _batches(events):
+        statement = _insert(session, Event).values(
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "workspace_id": workspace_id,
+                    "event_id": event.event_id,
+                    "kind": event.kind,
+                    "build_id": event.build_id,
+                    "task_pk": pks[event.task_id] if event.task_id else None,
+                    "payload": dict(event.payload),
+                    "occurred_at": event.occurred_at,
+                    "recorded_at": utcnow(),
+                }
+                for event in batch
+            ]
+        )
+        # RETURNING yields only the rows inserted: a portable count (psycopg's rowcount isn't).
+        new = await session.scalars(
+            statement.on_conflict_do_nothing(index_elements=["workspace_id", "event_id"]).returning(
+                Event.id
+            )
+        )
+        recorded += len(new.all())
+    return recorded
+
+
+async def task_pks(
+    session: AsyncSession, workspace_id: uuid.UUID, task_ids: Iterable[str]
+) -> dict[str, uuid.UUID]:
+    """Row ids of the given task ids in a workspace; raises `UnknownTaskError` for a missing one."""
+    wanted = sorted(set(task_ids))
+    found: dict[str, uuid.UUID] = {}
+    for batch in _batches(wanted):
+        rows = await session.execute(
+            select(Task.task_id, Task.id).where(
+                Task.workspace_id == workspace_id, Task.task_id.in_(batch)
+            )
+        )
+        found.update(rows.all())
+    if missing := [task_id for task_id in wanted if task_id not in found]:
+        raise UnknownTaskError(
+            f"task ids not registered in workspace {workspace_id}: {', '.join(missing[:5])}"
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        )
+    return found
+
+
+async def dependencies(session: AsyncSession, task_pk: uuid.UUID) -> list[Task]:
+    """The tasks that the task `task_pk` needs (its direct upstream), by task id."""
+    rows = await session.scalars(
+        select(Task)
+        .join(TaskDependency, TaskDependency.upstream_pk == Task.id)
+        .where(TaskDependency.downstream_pk == task_pk)
+        .order_by(Task.task_id)
+    )
+    return list(rows)
+
+
+async def dependents(session: AsyncSession, task_pk: uuid.UUID) -> list[Task]:
+    """The tasks that need the task `task_pk` (its direct downstream), by task id."""
+    rows = await session.scalars(
+        select(Task)
+        .join(TaskDependency, TaskDependency.downstream_pk == Task.id)
+        .where(TaskDependency.upstream_pk == task_pk)
+        .order_by(Task.task_id)
+    )
+    return list(rows)
+
+
+def _insert(session: AsyncSession, table: type[Base]) -> postgresql.Insert | sqlite.Insert:
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _batches(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), BATCH_SIZE):
+        yield items[start : start + BATCH_SIZE]

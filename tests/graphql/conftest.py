@@ -1,0 +1,117 @@
+"""Real databases for the registry tests: embedded SQLite files and a throwaway PostgreSQL."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from stardag_graphql.database import create_engine, create_sessionmaker
+from stardag_graphql.migrations import ensure_schema
+from stardag_graphql.models import Organization, Workspace
+from stardag_graphql.settings import Settings
+from tests.conftest import free_port
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL 15 cluster on loopback for the whole run (or `TEST_DATABASE_URL`)."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield url
+        return
+    pgbin = Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
+    root = os.geteuid() == 0
+    # PostgreSQL refuses to run as root.
+    as_pg: list[str | Path] = ["runuser", "-u", "postgres", "--"] if root else []
+    directory = Path(tempfile.mkdtemp(prefix="pgtest-"))
+    if root:
+        shutil.chown(directory, "postgres", "postgres")
+    port = free_port()
+    data = directory / "data"
+    initdb: list[str | Path] = [
+        pgbin / "initdb",
+        "-D",
+        data,
+        "-U",
+        "postgres",
+        "-A",
+        "trust",
+        "-E",
+        "UTF8",
+    ]
+    subprocess.run([*as_pg, *initdb, "--no-locale"], check=True, stdout=subprocess.DEVNULL)
+    options = f"-h 127.0.0.1 -p {port} -k {directory} -c fsync=off -c synchronous_commit=off"
+    start: list[str | Path] = [
+        pgbin / "pg_ctl",
+        "-D",
+        data,
+        "-l",
+        directory / "server.log",
+        "-w",
+        "-o",
+        options,
+    ]
+    subprocess.run([*as_pg, *start, "start"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_pg, pgbin / "pg_ctl", "-D", data, "-m", "fast", "stop"],
+            stdout=subprocess.DEVNULL,
+        )
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind, fresh for every test."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
+        return
+    server = make_url(request.getfixturevalue("pg_url"))
+    name = f"test_{uuid.uuid4().hex}"
+    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh database migrated to the latest schema."""
+    settings = Settings(database_url=database_url)
+    await ensure_schema(settings)
+    engine = create_engine(settings)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session on the migrated database."""
+    async with create_sessionmaker(engine)() as session:
+        yield session
+
+
+async def make_workspace(session: AsyncSession, slug: str = "main") -> uuid.UUID:
+    """A new organization with one workspace; returns the workspace's id."""
+    organization = Organization(slug=f"org-{uuid.uuid4().hex[:8]}", name="Acme")
+    session.add(organization)
+    await session.flush()
+    workspace = Workspace(organization_id=organization.id, slug=slug, name=slug.title())
+    session.add(workspace)
+    await session.commit()
+    return workspace.id

@@ -1,0 +1,56 @@
+"""Migrations: upgrade, downgrade and upgrade again on both backends; they match the models."""
+
+import asyncio
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from stardag_graphql.migrations import downgrade, upgrade
+from stardag_graphql.models import Base
+
+TABLES = set(Base.metadata.tables)
+
+
+async def table_names(database_url: str) -> set[str]:
+    """The tables in the database, without Alembic's version table."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    finally:
+        await engine.dispose()
+    return set(names) - {"alembic_version"}
+
+
+async def schema_differences(database_url: str) -> list[Any]:
+    """What autogenerate would still change to make the database match the models."""
+
+    def compare(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(compare)
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    assert await table_names(database_url) == TABLES
+
+    await asyncio.to_thread(downgrade, database_url, "base")
+    assert await table_names(database_url) == set()
+
+    await asyncio.to_thread(upgrade, database_url, "head")
+    assert await table_names(database_url) == TABLES
+
+
+async def test_migrations_match_the_models(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    assert await schema_differences(database_url) == []

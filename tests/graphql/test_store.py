@@ -1,0 +1,107 @@
+"""The store: task registration and events are idempotent; dependencies read both ways."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stardag_graphql.models import Event, EventKind, Task
+from stardag_graphql.store import (
+    EventRecord,
+    TaskRegistration,
+    UnknownTaskError,
+    dependencies,
+    dependents,
+    record_events,
+    register_tasks,
+)
+from tests.graphql.conftest import make_workspace
+
+RANGE = TaskRegistration(
+    task_id="0b8e5f2c-0000-5000-8000-000000000001",
+    name="get_range",
+    parameters={"limit": 4},
+    output_uri="/outputs/get_range/v/0b/8e/0b8e5f2c.json",
+)
+SUM = TaskRegistration(
+    task_id="0b8e5f2c-0000-5000-8000-000000000002",
+    name="get_sum",
+    parameters={"integers": {"id": RANGE.task_id}},
+    dependencies=[RANGE.task_id],
+)
+
+
+async def count_tasks(session: AsyncSession, workspace_id: uuid.UUID | None = None) -> int:
+    """How many task rows there are, in one workspace or in all."""
+    query = select(func.count()).select_from(Task)
+    if workspace_id is not None:
+        query = query.where(Task.workspace_id == workspace_id)
+    return (await session.execute(query)).scalar_one()
+
+
+async def test_registering_twice_keeps_one_row_per_task(session: AsyncSession) -> None:
+    workspace = await make_workspace(session)
+    first = await register_tasks(session, workspace, [RANGE, SUM])
+    await session.commit()
+    again = await register_tasks(session, workspace, [RANGE, SUM])
+    await session.commit()
+
+    assert first == again
+    assert await count_tasks(session, workspace) == 2
+    task = await session.get_one(Task, first[SUM.task_id])
+    assert (task.name, task.parameters) == ("get_sum", {"integers": {"id": RANGE.task_id}})
+
+
+async def test_the_same_task_in_two_workspaces_is_two_rows(session: AsyncSession) -> None:
+    one = await make_workspace(session, "one")
+    two = await make_workspace(session, "two")
+    await register_tasks(session, one, [RANGE])
+    await register_tasks(session, two, [RANGE])
+    await session.commit()
+
+    assert await count_tasks(session, one) == 1
+    assert await count_tasks(session, two) == 1
+    assert await count_tasks(session) == 2
+
+
+async def test_events_are_recorded_once_per_event_id(session: AsyncSession) -> None:
+    workspace = await make_workspace(session)
+    await register_tasks(session, workspace, [RANGE])
+    started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    events = [
+        EventRecord("e-1", EventKind.TASK_RUNNING, started, task_id=RANGE.task_id),
+        EventRecord("e-2", EventKind.TASK_COMPLETED, started, task_id=RANGE.task_id),
+    ]
+
+    assert await record_events(session, workspace, events) == 2
+    await session.commit()
+    assert await record_events(session, workspace, [*events, events[0]]) == 0
+    await session.commit()
+
+    rows = (await session.scalars(select(Event).order_by(Event.event_id))).all()
+    assert [(row.event_id, row.kind, row.occurred_at) for row in rows] == [
+        ("e-1", EventKind.TASK_RUNNING, started),
+        ("e-2", EventKind.TASK_COMPLETED, started),
+    ]
+
+
+async def test_dependencies_read_both_ways(session: AsyncSession) -> None:
+    workspace = await make_workspace(session)
+    pks = await register_tasks(session, workspace, [RANGE, SUM])
+    await session.commit()
+
+    upstream = await dependencies(session, pks[SUM.task_id])
+    downstream = await dependents(session, pks[RANGE.task_id])
+
+    assert [task.task_id for task in upstream] == [RANGE.task_id]
+    assert [task.task_id for task in downstream] == [SUM.task_id]
+    assert await dependencies(session, pks[RANGE.task_id]) == []
+
+
+async def test_a_dependency_must_be_registered(session: AsyncSession) -> None:
+    workspace = await make_workspace(session)
+
+    with pytest.raises(UnknownTaskError, match=RANGE.task_id):
+        await register_tasks(session, workspace, [SUM])
