@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stardag_graphql.models import Event, EventKind, Task
-from stardag_graphql.store import (
+from stardag_graphql.store.tasks import (
     EventRecord,
     TaskRegistration,
     UnknownTaskError,

@@ -1,4 +1,4 @@
-"""The store layer: every SQL statement the registry runs, behind plain async functions.
+"""Task registration and events: idempotent batch writes from clients.
 
 Writes that clients may repeat (task registration, events) are idempotent upserts
 (`INSERT ... ON CONFLICT`), so a retried batch changes nothing.
