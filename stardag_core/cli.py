@@ -28,6 +28,8 @@ from stardag_core.tasks import Task, flatten_targets, flatten_tasks
 app = typer.Typer(
     help="stardag: declarative DAGs of persistently stored assets.", no_args_is_help=True
 )
+db_app = typer.Typer(help="The registry's database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 console = Console()
 
 
@@ -63,6 +65,31 @@ def demo(
         console.print(f"\n{len(built)} built, {len(tasks) - len(built)} already complete.")
         console.print(f"Report ({dag.output().uri}):\n")
         console.print(dag.load(), markup=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Database URL (default: STARDAG_DATABASE_URL, else the embedded SQLite file)."
+        ),
+    ] = None,
+    revision: Annotated[str, typer.Option(help="Schema revision to upgrade to.")] = "head",
+) -> None:
+    """Upgrade the registry database's schema (needs the ``server`` extra)."""
+    try:
+        # The server is an optional extra: imported only by the commands that need it.
+        from stardag_graphql.migrations import upgrade
+        from stardag_graphql.settings import Settings as ServerSettings
+        from stardag_graphql.settings import masked_url
+    except ImportError as error:
+        raise typer.BadParameter(
+            f"the registry needs the server extra ({error}): pip install 'stardag[server]'"
+        ) from error
+    url = database_url or ServerSettings().database_url
+    upgrade(url, revision)
+    console.print(f"{masked_url(url)} is at schema revision {revision}", highlight=False)
 
 
 class ExecutorChoice(StrEnum):

@@ -6,9 +6,10 @@ from typing import Any, Literal
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from stardag_graphql.database import create_engine
 from stardag_graphql.models import Base, UTCDateTime
+from stardag_graphql.settings import Settings
 
 config = context.config
 target_metadata = Base.metadata
@@ -47,8 +48,8 @@ def run_on_connection(connection: Connection) -> None:
 
 
 async def run_online() -> None:
-    """Connect with an async engine and run the migrations."""
-    engine = create_async_engine(config.attributes["database_url"])
+    """Connect with the server's own engine (SQLite: its directory, WAL) and migrate."""
+    engine = create_engine(Settings(database_url=config.attributes["database_url"]))
     try:
         async with engine.connect() as connection:
             await connection.run_sync(run_on_connection)

@@ -1,6 +1,7 @@
 """The stardag command line."""
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,15 @@ def test_build_explains_a_bad_target(target: str, message: str) -> None:
     result = CliRunner().invoke(app, ["build", target])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+def test_db_upgrade_creates_the_registry_schema(tmp_path: Path) -> None:
+    database = tmp_path / "registry" / "registry.db"
+    result = stardag(
+        "db", "upgrade", "--database-url", f"sqlite+aiosqlite:///{database}", root=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "is at schema revision head" in result.stdout
+    with sqlite3.connect(database) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert {"tasks", "workspaces", "alembic_version"} <= tables
