@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stardag_graphql.models import Base, Event, EventKind, Task, TaskDependency, utcnow
+from stardag_graphql.models import Event, EventKind, Task, TaskDependency, utcnow
+from stardag_graphql.store.upsert import insert
 
 # Rows per INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
 BATCH_SIZE = 500
@@ -61,7 +61,7 @@ async def register_tasks(
     """
     now = utcnow()
     for batch in _batches(tasks):
-        statement = _insert(session, Task).values(
+        statement = insert(session, Task).values(
             [
                 {
                     "id": uuid.uuid4(),
@@ -95,7 +95,7 @@ async def register_tasks(
     ]
     for edge_batch in _batches(edges):
         await session.execute(
-            _insert(session, TaskDependency).values(edge_batch).on_conflict_do_nothing()
+            insert(session, TaskDependency).values(edge_batch).on_conflict_do_nothing()
         )
     return {task_id: pks[task_id] for task_id in {task.task_id for task in tasks}}
 
@@ -107,7 +107,7 @@ async def record_events(
     pks = await task_pks(session, workspace_id, {e.task_id for e in events if e.task_id})
     recorded = 0
     for batch in _batches(events):
-        statement = _insert(session, Event).values(
+        statement = insert(session, Event).values(
             [
                 {
                     "id": uuid.uuid4(),
@@ -174,12 +174,6 @@ async def dependents(session: AsyncSession, task_pk: uuid.UUID) -> list[Task]:
         .order_by(Task.task_id)
     )
     return list(rows)
-
-
-def _insert(session: AsyncSession, table: type[Base]) -> postgresql.Insert | sqlite.Insert:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 def _batches(items: Sequence[T]) -> Iterator[Sequence[T]]:

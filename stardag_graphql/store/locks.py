@@ -1,0 +1,165 @@
+"""Build locks: leases with a TTL and a fencing token, so that a task is built once.
+
+A lock is one row per (workspace, key) that outlives each lease. Every grant to a new
+lease raises its `fencing_token` by one, so tokens are never reused, not even across a
+release or an expiry; a worker presents its token when it completes, and a worker whose
+lease lapsed and was taken over is refused. Acquisition is one conditional upsert, so two
+concurrent acquirers can never both win, on SQLite and PostgreSQL alike.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stardag_graphql.models import Lock, utcnow
+from stardag_graphql.store.upsert import insert
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A granted lease: `holder` holds `key` with `fencing_token` until `expires_at`."""
+
+    key: str
+    holder: str
+    fencing_token: int
+    expires_at: datetime
+
+
+async def acquire_lock(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    key: str,
+    holder: str,
+    ttl: timedelta,
+    now: datetime | None = None,
+) -> Lease | None:
+    """Grant `key` to `holder` for `ttl` if it is free or expired; None while another holds it.
+
+    A new lease gets the next fencing token; the same holder acquiring again while its
+    lease is live renews it and keeps its token.
+    """
+    _check_names(key=key, holder=holder)
+    _check_ttl(ttl)
+    now = _now(now)
+    expires_at = now + ttl
+    statement = insert(session, Lock).values(
+        id=uuid.uuid4(),
+        workspace_id=workspace_id,
+        key=key,
+        holder=holder,
+        fencing_token=1,
+        acquired_at=now,
+        expires_at=expires_at,
+    )
+    renewing = and_(Lock.holder == holder, Lock.expires_at > now)
+    statement = statement.on_conflict_do_update(
+        index_elements=["workspace_id", "key"],
+        set_={
+            "holder": holder,
+            "fencing_token": case((renewing, Lock.fencing_token), else_=Lock.fencing_token + 1),
+            "acquired_at": case((renewing, Lock.acquired_at), else_=now),
+            "expires_at": expires_at,
+        },
+        where=or_(Lock.holder.is_(None), Lock.expires_at <= now, Lock.holder == holder),
+    )
+    result = await session.execute(statement.returning(Lock.fencing_token, Lock.expires_at))
+    row = result.one_or_none()
+    if row is None:
+        return None
+    return Lease(key, holder, row.fencing_token, row.expires_at)
+
+
+async def renew_lock(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    key: str,
+    holder: str,
+    fencing_token: int,
+    ttl: timedelta,
+    now: datetime | None = None,
+) -> Lease | None:
+    """Extend a live lease to `now + ttl`; None if the caller no longer holds it with that token."""
+    _check_names(key=key, holder=holder)
+    _check_ttl(ttl)
+    now = _now(now)
+    result = await session.execute(
+        update(Lock)
+        .where(
+            Lock.workspace_id == workspace_id,
+            Lock.key == key,
+            Lock.holder == holder,
+            Lock.fencing_token == fencing_token,
+            Lock.expires_at > now,
+        )
+        .values(expires_at=now + ttl)
+        .returning(Lock.expires_at)
+        .execution_options(synchronize_session=False)
+    )
+    expires_at = result.scalar_one_or_none()
+    if expires_at is None:
+        return None
+    return Lease(key, holder, fencing_token, expires_at)
+
+
+async def release_lock(
+    session: AsyncSession, workspace_id: uuid.UUID, key: str, holder: str, fencing_token: int
+) -> bool:
+    """Release the lock if the caller holds it with that token; returns whether it did."""
+    _check_names(key=key, holder=holder)
+    result = await session.execute(
+        update(Lock)
+        .where(
+            Lock.workspace_id == workspace_id,
+            Lock.key == key,
+            Lock.holder == holder,
+            Lock.fencing_token == fencing_token,
+        )
+        .values(holder=None, expires_at=None)
+        .returning(Lock.id)
+        .execution_options(synchronize_session=False)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def check_fencing_token(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    key: str,
+    fencing_token: int,
+    now: datetime | None = None,
+) -> bool:
+    """Whether `fencing_token` is the current token of `key` and its lease is still live."""
+    _check_names(key=key)
+    now = _now(now)
+    found = await session.scalar(
+        select(Lock.id).where(
+            Lock.workspace_id == workspace_id,
+            Lock.key == key,
+            Lock.fencing_token == fencing_token,
+            Lock.holder.is_not(None),
+            Lock.expires_at > now,
+        )
+    )
+    return found is not None
+
+
+def _check_names(**names: str) -> None:
+    for name, value in names.items():
+        if not value:
+            raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+
+
+def _check_ttl(ttl: timedelta) -> None:
+    if ttl <= timedelta(0):
+        raise ValueError(f"ttl must be positive, got {ttl!r}")
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return utcnow()
+    if now.tzinfo is None:
+        raise ValueError(f"now must be timezone-aware, got {now!r}")
+    return now
