@@ -384,14 +384,15 @@ class Asset(Base):
 
 
 class LogEntry(Base):
-    """A chunk of a task's log output, ordered by `logged_at`."""
+    """A line of a task's log output; `seq`, the client's line number, orders and dedupes."""
 
     __tablename__ = "logs"
-    __table_args__ = (Index(None, "task_pk", "logged_at"),)
+    __table_args__ = (UniqueConstraint("task_pk", "seq"),)
 
     id: Mapped[uuid.UUID] = _id()
     workspace_id: Mapped[uuid.UUID] = _workspace_fk()
     task_pk: Mapped[uuid.UUID] = _task_fk()
+    seq: Mapped[int] = mapped_column(BigInteger)
     build_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("builds.id", ondelete="CASCADE"), index=True
     )

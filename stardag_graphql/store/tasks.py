@@ -1,7 +1,8 @@
 """Task registration and events: idempotent batch writes from clients.
 
 Writes that clients may repeat (task registration, events) are idempotent upserts
-(`INSERT ... ON CONFLICT`), so a retried batch changes nothing.
+(`INSERT ... ON CONFLICT`), so a retried batch changes nothing. A task's `status` is
+derived from its task events: the one that occurred last wins, whatever order they arrive in.
 """
 
 import uuid
@@ -10,16 +11,41 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stardag_graphql.models import Event, EventKind, Task, TaskDependency, utcnow
+from stardag_graphql.models import (
+    Event,
+    EventKind,
+    Task,
+    TaskDependency,
+    TaskStatus,
+    utcnow,
+)
 from stardag_graphql.store.upsert import insert
 
 # Rows per INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
 BATCH_SIZE = 500
 
 T = TypeVar("T")
+
+# The status each task event leaves its task in; build events leave tasks alone.
+STATUS_OF_EVENT: Mapping[EventKind, TaskStatus] = {
+    EventKind.TASK_PENDING: TaskStatus.PENDING,
+    EventKind.TASK_RUNNING: TaskStatus.RUNNING,
+    EventKind.TASK_COMPLETED: TaskStatus.COMPLETED,
+    EventKind.TASK_FAILED: TaskStatus.FAILED,
+    EventKind.TASK_CANCELLED: TaskStatus.CANCELLED,
+}
+
+# Between events that occurred at the same instant, the later stage of a task's life wins.
+_STAGE_OF_EVENT: Mapping[EventKind, int] = {
+    EventKind.TASK_PENDING: 0,
+    EventKind.TASK_RUNNING: 1,
+    EventKind.TASK_COMPLETED: 2,
+    EventKind.TASK_FAILED: 2,
+    EventKind.TASK_CANCELLED: 2,
+}
 
 
 class UnknownTaskError(LookupError):
@@ -103,9 +129,13 @@ async def register_tasks(
 async def record_events(
     session: AsyncSession, workspace_id: uuid.UUID, events: Sequence[EventRecord]
 ) -> int:
-    """Append events, skipping those whose `event_id` is recorded; returns how many were new."""
+    """Append events, skipping those whose `event_id` is recorded; returns how many were new.
+
+    Each task with a new task event takes the status of its latest task event.
+    """
     pks = await task_pks(session, workspace_id, {e.task_id for e in events if e.task_id})
     recorded = 0
+    touched: set[uuid.UUID] = set()
     for batch in _batches(events):
         statement = insert(session, Event).values(
             [
@@ -124,12 +154,16 @@ async def record_events(
             ]
         )
         # RETURNING yields only the rows inserted: a portable count (psycopg's rowcount isn't).
-        new = await session.scalars(
-            statement.on_conflict_do_nothing(index_elements=["workspace_id", "event_id"]).returning(
-                Event.id
+        new = (
+            await session.execute(
+                statement.on_conflict_do_nothing(
+                    index_elements=["workspace_id", "event_id"]
+                ).returning(Event.task_pk, Event.kind)
             )
-        )
-        recorded += len(new.all())
+        ).all()
+        recorded += len(new)
+        touched.update(pk for pk, kind in new if pk is not None and kind in STATUS_OF_EVENT)
+    await _update_statuses(session, sorted(touched))
     return recorded
 
 
@@ -174,6 +208,34 @@ async def dependents(session: AsyncSession, task_pk: uuid.UUID) -> list[Task]:
         .order_by(Task.task_id)
     )
     return list(rows)
+
+
+async def _update_statuses(session: AsyncSession, pks: Sequence[uuid.UUID]) -> None:
+    latest = (
+        select(
+            case(
+                {kind.value: status.value for kind, status in STATUS_OF_EVENT.items()},
+                value=Event.kind,
+            )
+        )
+        .where(Event.task_pk == Task.id, Event.kind.in_(list(STATUS_OF_EVENT)))
+        .order_by(
+            Event.occurred_at.desc(),
+            case(
+                {kind.value: stage for kind, stage in _STAGE_OF_EVENT.items()}, value=Event.kind
+            ).desc(),
+            Event.event_id.desc(),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    for batch in _batches(pks):
+        await session.execute(
+            update(Task)
+            .where(Task.id.in_(batch), Task.status.is_distinct_from(latest))
+            .values(status=latest)
+            .execution_options(synchronize_session="fetch")
+        )
 
 
 def _batches(items: Sequence[T]) -> Iterator[Sequence[T]]:

@@ -1,13 +1,13 @@
 """The store: task registration and events are idempotent; dependencies read both ways."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stardag_graphql.models import Event, EventKind, Task
+from stardag_graphql.models import Event, EventKind, Task, TaskStatus
 from stardag_graphql.store.tasks import (
     EventRecord,
     TaskRegistration,
@@ -105,3 +105,94 @@ async def test_a_dependency_must_be_registered(session: AsyncSession) -> None:
 
     with pytest.raises(UnknownTaskError, match=RANGE.task_id):
         await register_tasks(session, workspace, [SUM])
+
+
+async def task_status(session: AsyncSession, workspace_id: uuid.UUID, task_id: str) -> TaskStatus:
+    """The stored status of a task, read afresh from the database."""
+    query = select(Task.status).where(Task.workspace_id == workspace_id, Task.task_id == task_id)
+    return (await session.execute(query)).scalar_one()
+
+
+async def test_a_task_takes_the_status_of_its_latest_event(session: AsyncSession) -> None:
+    workspace = await make_workspace(session)
+    await register_tasks(session, workspace, [RANGE, SUM])
+    t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert await task_status(session, workspace, RANGE.task_id) == TaskStatus.PENDING
+
+    await record_events(
+        session,
+        workspace,
+        [
+            EventRecord("e-1", EventKind.TASK_RUNNING, t0, task_id=RANGE.task_id),
+            EventRecord(
+                "e-2", EventKind.TASK_FAILED, t0 + timedelta(seconds=1), task_id=SUM.task_id
+            ),
+            EventRecord("e-3", EventKind.BUILD_STARTED, t0 + timedelta(seconds=2)),
+        ],
+    )
+    await session.commit()
+
+    assert await task_status(session, workspace, RANGE.task_id) == TaskStatus.RUNNING
+    assert await task_status(session, workspace, SUM.task_id) == TaskStatus.FAILED
+
+
+async def test_an_older_event_does_not_overwrite_a_newer_status(session: AsyncSession) -> None:
+    workspace = await make_workspace(session)
+    await register_tasks(session, workspace, [RANGE])
+    t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    pending = EventRecord("e-1", EventKind.TASK_PENDING, t0, task_id=RANGE.task_id)
+    running = EventRecord(
+        "e-2", EventKind.TASK_RUNNING, t0 + timedelta(seconds=1), task_id=RANGE.task_id
+    )
+    completed = EventRecord(
+        "e-3", EventKind.TASK_COMPLETED, t0 + timedelta(seconds=2), task_id=RANGE.task_id
+    )
+
+    await record_events(session, workspace, [completed, pending])
+    await session.commit()
+    assert await task_status(session, workspace, RANGE.task_id) == TaskStatus.COMPLETED
+    await record_events(session, workspace, [running])
+    await session.commit()
+    assert await task_status(session, workspace, RANGE.task_id) == TaskStatus.COMPLETED
+
+
+async def test_a_resent_event_does_not_reapply_its_status(session: AsyncSession) -> None:
+    workspace = await make_workspace(session)
+    pks = await register_tasks(session, workspace, [RANGE])
+    t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    running = EventRecord("e-1", EventKind.TASK_RUNNING, t0, task_id=RANGE.task_id)
+    await record_events(session, workspace, [running])
+    await session.commit()
+    # Set the status behind the events' back: only a new event may change it again.
+    task = await session.get_one(Task, pks[RANGE.task_id])
+    task.status = TaskStatus.CANCELLED
+    await session.commit()
+
+    assert await record_events(session, workspace, [running]) == 0
+    await session.commit()
+
+    assert await task_status(session, workspace, RANGE.task_id) == TaskStatus.CANCELLED
+    failed = EventRecord("e-2", EventKind.TASK_FAILED, t0, task_id=RANGE.task_id)
+    await record_events(session, workspace, [failed])
+    # The loaded row's stale status is expired, not served.
+    assert "status" in inspect(task).unloaded
+    await session.refresh(task)
+    assert task.status == TaskStatus.FAILED
+
+
+async def test_events_at_the_same_instant_leave_the_later_stage(session: AsyncSession) -> None:
+    workspace = await make_workspace(session)
+    await register_tasks(session, workspace, [RANGE])
+    t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    await record_events(
+        session,
+        workspace,
+        [
+            EventRecord("a", EventKind.TASK_COMPLETED, t0, task_id=RANGE.task_id),
+            EventRecord("z", EventKind.TASK_RUNNING, t0, task_id=RANGE.task_id),
+        ],
+    )
+    await session.commit()
+
+    assert await task_status(session, workspace, RANGE.task_id) == TaskStatus.COMPLETED

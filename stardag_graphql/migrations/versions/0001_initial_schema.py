@@ -398,6 +398,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("workspace_id", sa.Uuid(), nullable=False),
         sa.Column("task_pk", sa.Uuid(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("build_id", sa.Uuid(), nullable=True),
         sa.Column("stream", sa.String(length=16), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
@@ -415,11 +416,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_logs")),
+        sa.UniqueConstraint("task_pk", "seq", name=op.f("uq_logs_task_pk_seq")),
     )
     op.create_index(op.f("ix_logs_build_id"), "logs", ["build_id"], unique=False)
-    op.create_index(
-        op.f("ix_logs_task_pk_logged_at"), "logs", ["task_pk", "logged_at"], unique=False
-    )
     op.create_table(
         "task_dependencies",
         sa.Column("upstream_pk", sa.Uuid(), nullable=False),
@@ -462,7 +461,6 @@ def downgrade() -> None:
         op.f("ix_task_dependencies_downstream_pk_upstream_pk"), table_name="task_dependencies"
     )
     op.drop_table("task_dependencies")
-    op.drop_index(op.f("ix_logs_task_pk_logged_at"), table_name="logs")
     op.drop_index(op.f("ix_logs_build_id"), table_name="logs")
     op.drop_table("logs")
     op.drop_index(op.f("ix_events_task_pk_occurred_at"), table_name="events")

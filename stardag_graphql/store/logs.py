@@ -1,0 +1,93 @@
+"""Task logs: appends keyed by the client's line numbers, read in pages by line number.
+
+Each line carries `seq`, its number in the task's log: resending a line conflicts on
+`(task, seq)` and is skipped, and reading continues after the last `seq` seen.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stardag_graphql.models import LogEntry
+from stardag_graphql.store.tasks import BATCH_SIZE, task_pks
+from stardag_graphql.store.upsert import insert
+
+# The length of `LogEntry.stream`.
+MAX_STREAM_LENGTH = 16
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """A log line as a client sends it; `seq` numbers the task's lines so resending is harmless."""
+
+    seq: int
+    text: str
+    logged_at: datetime
+    stream: str = "stdout"
+    build_id: uuid.UUID | None = None
+
+
+async def append_logs(
+    session: AsyncSession, workspace_id: uuid.UUID, task_id: str, lines: Sequence[LogLine]
+) -> int:
+    """Append log lines, skipping sequence numbers already stored; returns how many were new.
+
+    Raises `UnknownTaskError` when the task is not registered in the workspace.
+    """
+    for line in lines:
+        if line.seq < 0:
+            raise ValueError(f"seq must be non-negative, got {line.seq!r}")
+        if not line.stream or len(line.stream) > MAX_STREAM_LENGTH:
+            raise ValueError(
+                f"stream must be 1 to {MAX_STREAM_LENGTH} characters, got {line.stream!r}"
+            )
+    task_pk = (await task_pks(session, workspace_id, [task_id]))[task_id]
+    appended = 0
+    for start in range(0, len(lines), BATCH_SIZE):
+        statement = insert(session, LogEntry).values(
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "workspace_id": workspace_id,
+                    "task_pk": task_pk,
+                    "seq": line.seq,
+                    "build_id": line.build_id,
+                    "stream": line.stream,
+                    "text": line.text,
+                    "logged_at": line.logged_at,
+                }
+                for line in lines[start : start + BATCH_SIZE]
+            ]
+        )
+        new = await session.scalars(
+            statement.on_conflict_do_nothing(index_elements=["task_pk", "seq"]).returning(
+                LogEntry.id
+            )
+        )
+        appended += len(new.all())
+    return appended
+
+
+async def read_logs(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    task_id: str,
+    after: int | None,
+    limit: int,
+) -> list[LogEntry]:
+    """Up to `limit` (1 to 1000) of a task's log lines in order, after line number `after`."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit!r}")
+    task_pk = (await task_pks(session, workspace_id, [task_id]))[task_id]
+    query = select(LogEntry).where(
+        LogEntry.workspace_id == workspace_id, LogEntry.task_pk == task_pk
+    )
+    if after is not None:
+        query = query.where(LogEntry.seq > after)
+    rows = await session.scalars(query.order_by(LogEntry.seq).limit(limit))
+    return list(rows)
