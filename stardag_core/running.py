@@ -54,21 +54,16 @@ def resume(generator: Generator[Any, Any, Any]) -> Outcome:
 def run_remote(task: Task, settings: Settings) -> Outcome:
     """Run ``task`` in a worker process: to its end, or until it needs a missing task."""
     with use_settings(settings):
-        result = task.run()
-        if not inspect.isgenerator(result):
-            return Finished()
-        try:
-            yielded = next(result)
-            while True:
-                missing = [
-                    need for need in flatten_tasks(cast(TaskStruct, yielded)) if not need.complete()
-                ]
-                if missing:
-                    result.close()
-                    return Suspended(missing)
-                yielded = next(result)
-        except StopIteration:
-            return Finished()
+        outcome = start(task)
+        while isinstance(outcome, Suspended):
+            generator = cast(Generator[Any, Any, Any], outcome.generator)  # start/resume keep it
+            missing = [need for need in outcome.needs if not need.complete()]
+            if missing:
+                # The generator cannot travel back to the scheduler: the task runs again.
+                generator.close()
+                return Suspended(missing)
+            outcome = resume(generator)
+        return outcome
 
 
 def is_async(task: Task) -> bool:

@@ -80,7 +80,7 @@ class JSON(Serializer[Any]):
         return hash((JSON, repr(self._type)))
 
     def __repr__(self) -> str:
-        return "JSON()" if self._type is Any else f"JSON({_type_name(self._type)})"
+        return "JSON()" if self._type is Any else f"JSON({type_label(self._type)})"
 
 
 class Text(Serializer[str]):
@@ -231,9 +231,9 @@ def _implicit_serializer(tp: Any) -> Serializer[Any]:
     origin = typing.get_origin(tp) or tp
     if isinstance(origin, type) and issubclass(origin, _UNSTORABLE_ORIGINS):
         raise TaskDefinitionError(
-            f"no serializer can store a value of type {_type_name(tp)}: produce a concrete "
+            f"no serializer can store a value of type {type_label(tp)}: produce a concrete "
             "value instead (e.g. a list rather than an iterator), or choose a serializer "
-            f"explicitly with Annotated[{_type_name(tp)}, MySerializer()]"
+            f"explicitly with Annotated[{type_label(tp)}, MySerializer()]"
         )
     if tp is not Any and tp is not object and _is_json_able(tp):
         return JSON(tp)
@@ -258,5 +258,8 @@ def _is_class_from(tp: Any, package: str, names: tuple[str, ...]) -> bool:
     )
 
 
-def _type_name(tp: Any) -> str:
-    return tp.__name__ if isinstance(tp, type) and not typing.get_args(tp) else repr(tp)
+def type_label(tp: Any) -> str:
+    """A readable name for a type: ``int``, ``list[int]``, ``Iterator[int]``."""
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__qualname__
+    return repr(tp).replace("typing.", "")

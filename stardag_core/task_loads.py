@@ -21,6 +21,7 @@ from pydantic_core import core_schema
 
 from stardag_core.auto_task import AutoTask
 from stardag_core.exceptions import TaskDefinitionError
+from stardag_core.serializers import type_label
 from stardag_core.tasks import Task
 
 T = TypeVar("T")
@@ -45,13 +46,6 @@ def loads_compatible(produced: Any, wanted: Any) -> bool:
     return len(produced_args) == len(wanted_args) and all(
         loads_compatible(p, w) for p, w in zip(produced_args, wanted_args, strict=True)
     )
-
-
-def type_label(tp: Any) -> str:
-    """A readable name for a type: ``int``, ``list[int]``."""
-    if isinstance(tp, type) and not typing.get_args(tp):
-        return tp.__qualname__
-    return repr(tp).replace("typing.", "")
 
 
 @dataclass(frozen=True)
