@@ -288,8 +288,11 @@ class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         UniqueConstraint("workspace_id", "task_id"),
-        Index(None, "workspace_id", "namespace", "name"),
-        Index(None, "workspace_id", "status"),
+        # Keyset pages: each list ordering, alone or after the common filters, is an index scan.
+        Index(None, "workspace_id", "created_at", "id"),
+        Index(None, "workspace_id", "updated_at", "id"),
+        Index(None, "workspace_id", "namespace", "name", "created_at", "id"),
+        Index(None, "workspace_id", "status", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -347,6 +350,7 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "event_id"),
         Index(None, "build_id", "occurred_at"),
+        Index(None, "build_id", "recorded_at", "id"),
         Index(None, "task_pk", "occurred_at"),
     )
 

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stardag_graphql.errors import InvalidInputError
 from stardag_graphql.models import Asset, AssetKind, utcnow
 from stardag_graphql.store.tasks import task_pks
 from stardag_graphql.store.upsert import insert
@@ -29,12 +30,12 @@ async def put_asset(
     when the task is not registered in the workspace.
     """
     if not name or len(name) > MAX_NAME_LENGTH:
-        raise ValueError(f"name must be 1 to {MAX_NAME_LENGTH} characters, got {name!r}")
+        raise InvalidInputError(f"name must be 1 to {MAX_NAME_LENGTH} characters, got {name!r}")
     try:
         kind = AssetKind(kind)
     except ValueError:
         choices = ", ".join(member.value for member in AssetKind)
-        raise ValueError(f"kind must be one of {choices}, got {kind!r}") from None
+        raise InvalidInputError(f"kind must be one of {choices}, got {kind!r}") from None
     text, data = (body, None) if kind is AssetKind.MARKDOWN else (None, _json_object(body))
     pks = await task_pks(session, workspace_id, [task_id])
     statement = insert(session, Asset).values(
@@ -72,9 +73,9 @@ def _json_object(body: str) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except ValueError as error:
-        raise ValueError(
+        raise InvalidInputError(
             f"body of a JSON asset is not valid JSON ({error}): {body[:80]!r}"
         ) from None
     if not isinstance(data, dict):
-        raise ValueError(f"body of a JSON asset must be a JSON object, got {body[:80]!r}")
+        raise InvalidInputError(f"body of a JSON asset must be a JSON object, got {body[:80]!r}")
     return data

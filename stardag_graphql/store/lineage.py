@@ -16,6 +16,7 @@ from sqlalchemy import Integer, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from stardag_graphql.errors import InvalidInputError
 from stardag_graphql.models import Task, TaskDependency
 from stardag_graphql.store.tasks import task_pks
 
@@ -79,9 +80,11 @@ async def _lineage(
     max_nodes: int,
 ) -> Lineage:
     if not 1 <= max_nodes <= MAX_NODES_LIMIT:
-        raise ValueError(f"max_nodes must be between 1 and {MAX_NODES_LIMIT}, got {max_nodes}")
+        raise InvalidInputError(
+            f"max_nodes must be between 1 and {MAX_NODES_LIMIT}, got {max_nodes}"
+        )
     if max_depth is not None and max_depth < 1:
-        raise ValueError(f"max_depth must be None or at least 1, got {max_depth}")
+        raise InvalidInputError(f"max_depth must be None or at least 1, got {max_depth}")
     root_pk = (await task_pks(session, workspace_id, [task_id]))[task_id]
 
     if direction == "upstream":

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stardag_graphql.errors import InvalidInputError
 from stardag_graphql.models import Lock, utcnow
 from stardag_graphql.store.upsert import insert
 
@@ -149,17 +150,17 @@ async def check_fencing_token(
 def _check_names(**names: str) -> None:
     for name, value in names.items():
         if not value:
-            raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+            raise InvalidInputError(f"{name} must be a non-empty string, got {value!r}")
 
 
 def _check_ttl(ttl: timedelta) -> None:
     if ttl <= timedelta(0):
-        raise ValueError(f"ttl must be positive, got {ttl!r}")
+        raise InvalidInputError(f"ttl must be positive, got {ttl!r}")
 
 
 def _now(now: datetime | None) -> datetime:
     if now is None:
         return utcnow()
     if now.tzinfo is None:
-        raise ValueError(f"now must be timezone-aware, got {now!r}")
+        raise InvalidInputError(f"now must be timezone-aware, got {now!r}")
     return now

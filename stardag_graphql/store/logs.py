@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stardag_graphql.errors import InvalidInputError
 from stardag_graphql.models import LogEntry
 from stardag_graphql.store.tasks import BATCH_SIZE, task_pks
 from stardag_graphql.store.upsert import insert
@@ -41,9 +42,9 @@ async def append_logs(
     """
     for line in lines:
         if line.seq < 0:
-            raise ValueError(f"seq must be non-negative, got {line.seq!r}")
+            raise InvalidInputError(f"seq must be non-negative, got {line.seq!r}")
         if not line.stream or len(line.stream) > MAX_STREAM_LENGTH:
-            raise ValueError(
+            raise InvalidInputError(
                 f"stream must be 1 to {MAX_STREAM_LENGTH} characters, got {line.stream!r}"
             )
     task_pk = (await task_pks(session, workspace_id, [task_id]))[task_id]
@@ -82,7 +83,7 @@ async def read_logs(
 ) -> list[LogEntry]:
     """Up to `limit` (1 to 1000) of a task's log lines in order, after line number `after`."""
     if not 1 <= limit <= MAX_PAGE:
-        raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit!r}")
+        raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE}, got {limit!r}")
     task_pk = (await task_pks(session, workspace_id, [task_id]))[task_id]
     query = select(LogEntry).where(
         LogEntry.workspace_id == workspace_id, LogEntry.task_pk == task_pk

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stardag_graphql.errors import UnknownTaskError
 from stardag_graphql.models import (
     Event,
     EventKind,
@@ -46,10 +47,6 @@ _STAGE_OF_EVENT: Mapping[EventKind, int] = {
     EventKind.TASK_FAILED: 2,
     EventKind.TASK_CANCELLED: 2,
 }
-
-
-class UnknownTaskError(LookupError):
-    """A task id that is not registered in the workspace (register the task first)."""
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stardag_graphql.errors import UnknownTaskError
 from stardag_graphql.models import AssetKind
 from stardag_graphql.store.assets import list_assets, put_asset
 from stardag_graphql.store.logs import LogLine, append_logs, read_logs
-from stardag_graphql.store.tasks import TaskRegistration, UnknownTaskError, register_tasks
+from stardag_graphql.store.tasks import TaskRegistration, register_tasks
 from tests.graphql.conftest import make_workspace
 
 TASK = TaskRegistration(task_id="0b8e5f2c-0000-5000-8000-000000000001", name="get_range")

@@ -5,9 +5,10 @@ import uuid
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stardag_graphql.errors import UnknownTaskError
 from stardag_graphql.models import TaskDependency
 from stardag_graphql.store.lineage import Lineage, LineageNode, downstream, upstream
-from stardag_graphql.store.tasks import TaskRegistration, UnknownTaskError, register_tasks
+from stardag_graphql.store.tasks import TaskRegistration, register_tasks
 from tests.graphql.conftest import make_workspace
 
 

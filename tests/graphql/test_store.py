@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stardag_graphql.errors import UnknownTaskError
 from stardag_graphql.models import Event, EventKind, Task, TaskStatus
 from stardag_graphql.store.tasks import (
     EventRecord,
     TaskRegistration,
-    UnknownTaskError,
     dependencies,
     dependents,
     record_events,

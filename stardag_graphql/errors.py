@@ -1,0 +1,33 @@
+"""The errors a client caused, which the API shows as they are; anything else is masked.
+
+```
+RegistryError               a client's request cannot be served as asked
+├── InvalidInputError       a value is out of range or malformed (also a ValueError)
+└── NotFoundError           no such object, or not the caller's (also a LookupError)
+    └── UnknownTaskError    a task id not registered in the workspace
+```
+
+Each carries a `code` that the GraphQL layer puts in the error's extensions.
+"""
+
+
+class RegistryError(Exception):
+    """A request the registry cannot serve as asked; its message is meant for the client."""
+
+    code = "BAD_REQUEST"
+
+
+class InvalidInputError(RegistryError, ValueError):
+    """A value out of range or malformed: the message names it and what is allowed."""
+
+    code = "BAD_USER_INPUT"
+
+
+class NotFoundError(RegistryError, LookupError):
+    """No such object, or one outside the caller's organizations (they read the same)."""
+
+    code = "NOT_FOUND"
+
+
+class UnknownTaskError(NotFoundError):
+    """A task id that is not registered in the workspace (register the task first)."""

@@ -1,0 +1,176 @@
+"""Builds: started with a memorable name, joined by the tasks they touch, finished once."""
+
+import secrets
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from stardag_graphql.errors import InvalidInputError, NotFoundError
+from stardag_graphql.models import Build, BuildStatus, BuildTask, Task, TaskDependency, utcnow
+from stardag_graphql.store.upsert import insert
+
+MAX_NAME_LENGTH = 100
+MAX_COMMIT_LENGTH = 64
+
+_ADJECTIVES = (
+    "amber",
+    "brave",
+    "calm",
+    "clever",
+    "crisp",
+    "eager",
+    "fuzzy",
+    "gentle",
+    "happy",
+    "jolly",
+    "keen",
+    "lively",
+    "lucky",
+    "mellow",
+    "nimble",
+    "proud",
+    "quick",
+    "quiet",
+    "rapid",
+    "shiny",
+    "silent",
+    "sunny",
+    "swift",
+    "tidy",
+    "vivid",
+    "witty",
+    "zesty",
+)
+_NOUNS = (
+    "badger",
+    "beacon",
+    "comet",
+    "dolphin",
+    "falcon",
+    "fjord",
+    "glacier",
+    "harbor",
+    "heron",
+    "lantern",
+    "meadow",
+    "nebula",
+    "otter",
+    "owl",
+    "panda",
+    "pine",
+    "quasar",
+    "raven",
+    "river",
+    "sparrow",
+    "summit",
+    "tiger",
+    "tulip",
+    "walrus",
+    "willow",
+)
+
+
+def memorable_name() -> str:
+    """A name people can say and tell apart, such as ``swift-otter-3f2a``."""
+    return f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{secrets.token_hex(2)}"
+
+
+async def start_build(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    name: str | None = None,
+    commit: str | None = None,
+) -> Build:
+    """A new running build; named memorably unless `name` is given."""
+    if name is not None and not 1 <= len(name) <= MAX_NAME_LENGTH:
+        raise InvalidInputError(f"name must be 1 to {MAX_NAME_LENGTH} characters, got {name!r}")
+    if commit is not None and not 1 <= len(commit) <= MAX_COMMIT_LENGTH:
+        raise InvalidInputError(
+            f"commit must be 1 to {MAX_COMMIT_LENGTH} characters, got {commit!r}"
+        )
+    build = Build(
+        workspace_id=workspace_id,
+        name=name or memorable_name(),
+        user_id=user_id,
+        commit=commit,
+        status=BuildStatus.RUNNING,
+        started_at=utcnow(),
+    )
+    session.add(build)
+    await session.flush()
+    return build
+
+
+async def get_build(session: AsyncSession, workspace_id: uuid.UUID, build_id: uuid.UUID) -> Build:
+    """The build `build_id` of the workspace; `NotFoundError` otherwise."""
+    build = await session.scalar(
+        select(Build).where(Build.id == build_id, Build.workspace_id == workspace_id)
+    )
+    if build is None:
+        raise NotFoundError(f"no build {build_id} in this workspace")
+    return build
+
+
+async def finish_build(
+    session: AsyncSession, workspace_id: uuid.UUID, build_id: uuid.UUID, status: BuildStatus
+) -> Build:
+    """Mark a running build finished with `status`; finishing it again the same way is a no-op."""
+    if status is BuildStatus.RUNNING:
+        raise InvalidInputError("a build finishes as completed, failed or cancelled, not running")
+    build = await get_build(session, workspace_id, build_id)
+    if build.status is BuildStatus.RUNNING:
+        build.status = status
+        build.finished_at = utcnow()
+        await session.flush()
+    elif build.status is not status:
+        raise InvalidInputError(
+            f"build {build.name} already finished as {build.status.value}, not {status.value}"
+        )
+    return build
+
+
+async def add_build_tasks(
+    session: AsyncSession,
+    build_id: uuid.UUID,
+    task_pks: Iterable[uuid.UUID],
+    root_pks: Iterable[uuid.UUID] = (),
+) -> None:
+    """Record that tasks took part in a build; `root_pks` are the tasks it was asked for."""
+    roots = set(root_pks)
+    rows = [
+        {"build_id": build_id, "task_pk": pk, "is_root": pk in roots}
+        for pk in sorted(set(task_pks) | roots)
+    ]
+    for start in range(0, len(rows), 500):
+        statement = insert(session, BuildTask).values(rows[start : start + 500])
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["build_id", "task_pk"],
+                set_={"is_root": BuildTask.is_root | statement.excluded.is_root},
+            )
+        )
+
+
+async def build_graph(
+    session: AsyncSession, build_id: uuid.UUID
+) -> tuple[list[Task], list[tuple[uuid.UUID, uuid.UUID]]]:
+    """A build's tasks, by task id, and the dependencies among them as (upstream, downstream)."""
+    tasks = list(
+        await session.scalars(
+            select(Task)
+            .join(BuildTask, BuildTask.task_pk == Task.id)
+            .where(BuildTask.build_id == build_id)
+            .order_by(Task.task_id)
+        )
+    )
+    up, down = aliased(BuildTask), aliased(BuildTask)
+    edges = await session.execute(
+        select(TaskDependency.upstream_pk, TaskDependency.downstream_pk)
+        .join(up, (up.task_pk == TaskDependency.upstream_pk) & (up.build_id == build_id))
+        .join(down, (down.task_pk == TaskDependency.downstream_pk) & (down.build_id == build_id))
+    )
+    return tasks, [(upstream, downstream) for upstream, downstream in edges]

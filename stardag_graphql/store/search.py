@@ -1,0 +1,223 @@
+"""Finding tasks in a workspace: typed filters, orderings, counts and autocomplete values.
+
+Parameter filters compare the JSON value at a dotted path (`"model.depth"`) with a scalar.
+PostgreSQL answers them with JSONB containment; SQLite with `json_extract`, checking the
+JSON type too so that `true` never equals `1`. Autocomplete (`filter_keys`, `filter_values`)
+looks at the newest `AUTOCOMPLETE_SCAN` tasks that match the other filters, which keeps it
+fast on a workspace of millions of tasks.
+"""
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, String, and_, cast, func, literal, or_, select, true
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stardag_graphql.errors import InvalidInputError
+from stardag_graphql.models import BuildTask, Task, TaskStatus
+from stardag_graphql.store.pages import Ordering, Page, read_page
+
+Scalar = str | int | float | bool | None
+
+AUTOCOMPLETE_SCAN = 10_000
+MAX_SUGGESTIONS = 50
+MAX_PATH_DEPTH = 8
+
+TASK_ORDERINGS = {
+    "created_at": (Task.created_at, Task.id),
+    "updated_at": (Task.updated_at, Task.id),
+    "name": (Task.name, Task.id),
+    "task_id": (Task.task_id,),
+}
+
+
+@dataclass(frozen=True)
+class ParameterFilter:
+    """Tasks whose parameter at dotted `path` equals the scalar `equals`."""
+
+    path: str
+    equals: Scalar
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Conditions a task must all meet; empty fields do not filter."""
+
+    namespace: str | None = None
+    names: Sequence[str] = ()
+    statuses: Sequence[TaskStatus] = ()
+    build_id: uuid.UUID | None = None
+    parameters: Sequence[ParameterFilter] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    search: str | None = None
+    task_ids: Sequence[str] = field(default=())
+
+
+def task_ordering(key: str, descending: bool) -> Ordering:
+    """The ordering of task lists by `key` (one of `TASK_ORDERINGS`)."""
+    return Ordering(f"{key}:{'desc' if descending else 'asc'}", TASK_ORDERINGS[key], descending)
+
+
+async def find_tasks(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    task_filter: TaskFilter,
+    ordering: Ordering,
+    first: int,
+    after: str | None,
+) -> Page[Task]:
+    """A page of the workspace's tasks that match `task_filter`."""
+    statement = _filtered(session, select(Task), workspace_id, task_filter)
+    return await read_page(session, statement, ordering, first, after)
+
+
+async def count_tasks(
+    session: AsyncSession, workspace_id: uuid.UUID, task_filter: TaskFilter
+) -> int:
+    """How many of the workspace's tasks match `task_filter`."""
+    statement = _filtered(session, select(func.count(Task.id)), workspace_id, task_filter)
+    return (await session.scalar(statement)) or 0
+
+
+async def filter_keys(
+    session: AsyncSession, workspace_id: uuid.UUID, task_filter: TaskFilter, prefix: str = ""
+) -> list[str]:
+    """Top-level parameter names of matching tasks that start with `prefix`, sorted."""
+    recent = _recent(session, workspace_id, task_filter)
+    if _dialect(session) == "postgresql":
+        keys = func.jsonb_object_keys(recent.c.parameters).table_valued("key").alias("keys")
+    else:
+        keys = func.json_each(recent.c.parameters).table_valued("key").alias("keys")
+    rows = await session.scalars(
+        select(keys.c.key)
+        .select_from(recent)
+        .join(keys, true())
+        .where(
+            keys.c.key.startswith(prefix, autoescape=True),
+            keys.c.key.not_like("\\_\\_%", escape="\\"),
+        )
+        .distinct()
+        .order_by(keys.c.key)
+        .limit(MAX_SUGGESTIONS)
+    )
+    return list(rows)
+
+
+async def filter_values(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    task_filter: TaskFilter,
+    path: str,
+    prefix: str = "",
+) -> list[str]:
+    """Distinct scalar values (as text) at parameter `path` of matching tasks, by `prefix`."""
+    recent = _recent(session, workspace_id, task_filter)
+    keys = _split(path)
+    if _dialect(session) == "postgresql":
+        text: Any = recent.c.parameters.op("#>>")(cast(keys, ARRAY(String)))
+    else:
+        text = cast(func.json_extract(recent.c.parameters, _json_path(keys)), String)
+    rows = await session.scalars(
+        select(text)
+        .select_from(recent)
+        .where(text.is_not(None), text.startswith(prefix, autoescape=True))
+        .distinct()
+        .order_by(text)
+        .limit(MAX_SUGGESTIONS)
+    )
+    return [str(row) for row in rows]
+
+
+def _recent(session: AsyncSession, workspace_id: uuid.UUID, task_filter: TaskFilter) -> Any:
+    return (
+        _filtered(session, select(Task.parameters), workspace_id, task_filter)
+        .order_by(Task.created_at.desc())
+        .limit(AUTOCOMPLETE_SCAN)
+        .subquery("recent")
+    )
+
+
+def _filtered(
+    session: AsyncSession,
+    statement: Select[Any],
+    workspace_id: uuid.UUID,
+    task_filter: TaskFilter,
+) -> Select[Any]:
+    conditions: list[ColumnElement[bool]] = [Task.workspace_id == workspace_id]
+    if task_filter.namespace is not None:
+        conditions.append(Task.namespace == task_filter.namespace)
+    if task_filter.names:
+        conditions.append(Task.name.in_(task_filter.names))
+    if task_filter.statuses:
+        conditions.append(Task.status.in_(task_filter.statuses))
+    if task_filter.task_ids:
+        conditions.append(Task.task_id.in_(task_filter.task_ids))
+    if task_filter.build_id is not None:
+        conditions.append(
+            Task.id.in_(select(BuildTask.task_pk).where(BuildTask.build_id == task_filter.build_id))
+        )
+    if task_filter.created_after is not None:
+        conditions.append(Task.created_at >= task_filter.created_after)
+    if task_filter.created_before is not None:
+        conditions.append(Task.created_at < task_filter.created_before)
+    if task_filter.search:
+        text = task_filter.search.lower()
+        conditions.append(
+            or_(
+                func.lower(Task.name).contains(text, autoescape=True),
+                Task.task_id.startswith(text, autoescape=True),
+            )
+        )
+    postgresql = _dialect(session) == "postgresql"
+    for parameter in task_filter.parameters:
+        keys = _split(parameter.path)
+        if postgresql:
+            conditions.append(_contains(keys, parameter.equals))
+        else:
+            conditions.append(_json_equals(keys, parameter.equals))
+    return statement.where(and_(*conditions))
+
+
+def _contains(keys: list[str], value: Scalar) -> ColumnElement[bool]:
+    # JSONB containment of {"a": {"b": value}}: served by a GIN index when there is one.
+    nested: Any = value
+    for key in reversed(keys):
+        nested = {key: nested}
+    return Task.parameters.op("@>")(cast(literal(json.dumps(nested)), JSONB))
+
+
+def _json_equals(keys: list[str], value: Scalar) -> ColumnElement[bool]:
+    path = _json_path(keys)
+    kind = func.json_type(Task.parameters, path)
+    if value is None:
+        return kind == "null"
+    if isinstance(value, bool):
+        return kind == ("true" if value else "false")
+    extracted = func.json_extract(Task.parameters, path)
+    if isinstance(value, str):
+        return and_(kind == "text", extracted == value)
+    return and_(kind.in_(["integer", "real"]), extracted == value)
+
+
+def _split(path: str) -> list[str]:
+    keys = path.split(".")
+    if any(not key for key in keys) or len(keys) > MAX_PATH_DEPTH:
+        raise InvalidInputError(
+            f"parameter path {path!r} is not a dotted path of up to {MAX_PATH_DEPTH} names, "
+            "e.g. 'limit' or 'model.depth'"
+        )
+    return keys
+
+
+def _json_path(keys: list[str]) -> str:
+    return "$" + "".join(f'."{key}"' for key in keys)
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name

@@ -1,0 +1,99 @@
+"""Who may see what: the caller's identity, and organizations and workspaces reached through it.
+
+Every read starts from the caller's organizations. A workspace outside them is reported
+exactly like a missing one, so an id from another tenant reveals nothing.
+
+In local mode (the embedded registry, no login) there is one implicit user, organization
+and workspace, created on first start.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stardag_graphql.models import Membership, Organization, Role, User, Workspace
+from stardag_graphql.store.upsert import insert
+
+LOCAL_USER_EMAIL = "local@localhost"
+LOCAL_ORGANIZATION_SLUG = "local"
+LOCAL_WORKSPACE_SLUG = "default"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The caller: a user and the organizations they are a member of."""
+
+    user_id: uuid.UUID
+    organization_ids: frozenset[uuid.UUID]
+
+
+async def ensure_local_identity(session: AsyncSession) -> Identity:
+    """The local user, owner of the local organization with its default workspace (idempotent)."""
+    await session.execute(
+        insert(session, User)
+        .values(id=uuid.uuid4(), email=LOCAL_USER_EMAIL, display_name="Local user")
+        .on_conflict_do_nothing(index_elements=["email"])
+    )
+    await session.execute(
+        insert(session, Organization)
+        .values(id=uuid.uuid4(), slug=LOCAL_ORGANIZATION_SLUG, name="Local")
+        .on_conflict_do_nothing(index_elements=["slug"])
+    )
+    user_id = await session.scalar(select(User.id).where(User.email == LOCAL_USER_EMAIL))
+    organization_id = await session.scalar(
+        select(Organization.id).where(Organization.slug == LOCAL_ORGANIZATION_SLUG)
+    )
+    assert user_id is not None
+    assert organization_id is not None
+    await session.execute(
+        insert(session, Membership)
+        .values(id=uuid.uuid4(), organization_id=organization_id, user_id=user_id, role=Role.OWNER)
+        .on_conflict_do_nothing(index_elements=["organization_id", "user_id"])
+    )
+    await session.execute(
+        insert(session, Workspace)
+        .values(
+            id=uuid.uuid4(),
+            organization_id=organization_id,
+            slug=LOCAL_WORKSPACE_SLUG,
+            name="Default",
+        )
+        .on_conflict_do_nothing(index_elements=["organization_id", "slug"])
+    )
+    await session.commit()
+    return Identity(user_id, frozenset({organization_id}))
+
+
+async def organizations(session: AsyncSession, identity: Identity) -> list[Organization]:
+    """The caller's organizations, by slug."""
+    rows = await session.scalars(
+        select(Organization)
+        .where(Organization.id.in_(identity.organization_ids))
+        .order_by(Organization.slug)
+    )
+    return list(rows)
+
+
+async def organization_by_slug(
+    session: AsyncSession, identity: Identity, slug: str
+) -> Organization | None:
+    """The caller's organization `slug`, or None (also for someone else's)."""
+    return await session.scalar(
+        select(Organization).where(
+            Organization.slug == slug, Organization.id.in_(identity.organization_ids)
+        )
+    )
+
+
+async def workspace(
+    session: AsyncSession, identity: Identity, workspace_id: uuid.UUID
+) -> Workspace | None:
+    """The workspace `workspace_id` if it is in one of the caller's organizations."""
+    return await session.scalar(
+        select(Workspace).where(
+            Workspace.id == workspace_id,
+            Workspace.organization_id.in_(identity.organization_ids),
+        )
+    )
