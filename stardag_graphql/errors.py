@@ -5,6 +5,7 @@ RegistryError               a client's request cannot be served as asked
 ├── InvalidInputError       a value is out of range or malformed (also a ValueError)
 └── NotFoundError           no such object, or not the caller's (also a LookupError)
     └── UnknownTaskError    a task id not registered in the workspace
+ServerConfigError           the server cannot start as configured
 ```
 
 Each carries a `code` that the GraphQL layer puts in the error's extensions.
@@ -31,3 +32,7 @@ class NotFoundError(RegistryError, LookupError):
 
 class UnknownTaskError(NotFoundError):
     """A task id that is not registered in the workspace (register the task first)."""
+
+
+class ServerConfigError(Exception):
+    """The server cannot start as configured: the message says which setting and what to do."""

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STARDAG_", extra="ignore")
 
     database_url: str = Field(default_factory=default_database_url, repr=False)
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins of browser pages (such as the GUI) allowed on the websocket.",
+    )
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         yield from super().__repr_args__()

@@ -1,14 +1,20 @@
-"""Shared fixtures: target roots on a local directory, in memory and on a real S3 server."""
+"""Shared fixtures: target roots on a local directory, in memory and on a real S3 server;
+ASGI apps served by uvicorn on loopback."""
 
+import contextlib
 import os
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import s3fs
+import uvicorn
 from moto.server import ThreadedMotoServer
+from starlette.types import ASGIApp
 
 import stardag_core as sd
 
@@ -71,3 +77,23 @@ def any_root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         root = f"s3://{S3_BUCKET}/{prefix}"
     with sd.use_settings(sd.Settings(target_roots={"default": root})):
         yield root
+
+
+@contextlib.contextmanager
+def serving(app: ASGIApp) -> Iterator[str]:
+    """`app` under uvicorn on a free loopback port, in a background thread; yields its URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail(f"uvicorn did not start on 127.0.0.1:{port}")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

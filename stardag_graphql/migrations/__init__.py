@@ -11,6 +11,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stardag_graphql.settings import Settings
 
@@ -40,3 +43,18 @@ def downgrade(database_url: str, revision: str = "base") -> None:
 async def ensure_schema(settings: Settings) -> None:
     """Bring the configured database up to the latest schema (run at server start)."""
     await asyncio.to_thread(upgrade, settings.database_url)
+
+
+def head_revision() -> str:
+    """The newest revision of this package's migrations."""
+    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    assert head is not None
+    return head
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database behind `engine` is at; None for an empty database."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )

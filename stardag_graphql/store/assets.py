@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -79,3 +80,16 @@ def _json_object(body: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInputError(f"body of a JSON asset must be a JSON object, got {body[:80]!r}")
     return data
+
+
+async def assets_of(
+    session: AsyncSession, task_pks: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Asset]]:
+    """For each of the tasks `task_pks`, its assets by name."""
+    rows = await session.scalars(
+        select(Asset).where(Asset.task_pk.in_(task_pks)).order_by(Asset.name)
+    )
+    groups: dict[uuid.UUID, list[Asset]] = {pk: [] for pk in task_pks}
+    for asset in rows:
+        groups[asset.task_pk].append(asset)
+    return groups

@@ -2,14 +2,16 @@
 
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from stardag_graphql.errors import InvalidInputError, NotFoundError
 from stardag_graphql.models import Build, BuildStatus, BuildTask, Task, TaskDependency, utcnow
+from stardag_graphql.store.pages import Ordering, Page, read_page
 from stardag_graphql.store.upsert import insert
 
 MAX_NAME_LENGTH = 100
@@ -174,3 +176,63 @@ async def build_graph(
         .join(down, (down.task_pk == TaskDependency.downstream_pk) & (down.build_id == build_id))
     )
     return tasks, [(upstream, downstream) for upstream, downstream in edges]
+
+
+BUILDS_NEWEST_FIRST = Ordering("started", (Build.started_at, Build.id), descending=True)
+
+
+async def find_builds(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    statuses: Sequence[BuildStatus],
+    first: int,
+    after: str | None,
+    task_pk: uuid.UUID | None = None,
+) -> Page[Build]:
+    """A page of the workspace's builds, newest first; only those with `task_pk` if given."""
+    statement = _builds(select(Build), workspace_id, statuses, task_pk)
+    return await read_page(session, statement, BUILDS_NEWEST_FIRST, first, after)
+
+
+async def count_builds(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    statuses: Sequence[BuildStatus],
+    task_pk: uuid.UUID | None = None,
+) -> int:
+    """How many of the workspace's builds `find_builds` pages through."""
+    statement = _builds(select(func.count(Build.id)), workspace_id, statuses, task_pk)
+    return (await session.scalar(statement)) or 0
+
+
+def _builds(
+    statement: Select[Any],
+    workspace_id: uuid.UUID,
+    statuses: Sequence[BuildStatus],
+    task_pk: uuid.UUID | None,
+) -> Select[Any]:
+    statement = statement.where(Build.workspace_id == workspace_id)
+    if statuses:
+        statement = statement.where(Build.status.in_(statuses))
+    if task_pk is not None:
+        statement = statement.where(
+            Build.id.in_(select(BuildTask.build_id).where(BuildTask.task_pk == task_pk))
+        )
+    return statement
+
+
+async def root_tasks(session: AsyncSession, build_id: uuid.UUID) -> list[Task]:
+    """The tasks a build was asked for, by task id."""
+    rows = await session.scalars(
+        select(Task)
+        .join(BuildTask, BuildTask.task_pk == Task.id)
+        .where(BuildTask.build_id == build_id, BuildTask.is_root)
+        .order_by(Task.task_id)
+    )
+    return list(rows)
+
+
+async def is_finished(session: AsyncSession, build_id: uuid.UUID) -> bool:
+    """Whether the build has finished (any status but running)."""
+    status = await session.scalar(select(Build.status).where(Build.id == build_id))
+    return status is not None and status is not BuildStatus.RUNNING

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from stardag_graphql.errors import InvalidInputError
-from stardag_graphql.models import Task, TaskDependency
+from stardag_graphql.models import Task, TaskDependency, TaskStatus
 from stardag_graphql.store.tasks import task_pks
 
 MAX_NODES_LIMIT = 10_000
@@ -27,9 +27,11 @@ MAX_NODES_LIMIT = 10_000
 class LineageNode:
     """A task in a lineage, `depth` edges away from the root along its shortest path."""
 
+    pk: uuid.UUID
     task_id: str
     namespace: str
     name: str
+    status: TaskStatus
     depth: int
 
 
@@ -118,14 +120,17 @@ async def _lineage(
         .subquery()
     )
     rows = await session.execute(
-        select(Task.id, Task.task_id, Task.namespace, Task.name, nearest.c.depth)
+        select(Task.id, Task.task_id, Task.namespace, Task.name, Task.status, nearest.c.depth)
         .join(nearest, nearest.c.pk == Task.id)
         .order_by(nearest.c.depth, Task.task_id)
         .limit(max_nodes + 1)
     )
     fetched = rows.all()
     kept = fetched[:max_nodes]
-    nodes = [LineageNode(row.task_id, row.namespace, row.name, row.depth) for row in kept]
+    nodes = [
+        LineageNode(row.id, row.task_id, row.namespace, row.name, row.status, row.depth)
+        for row in kept
+    ]
     return Lineage(
         root=task_id,
         nodes=nodes,

@@ -164,3 +164,15 @@ def _now(now: datetime | None) -> datetime:
     if now.tzinfo is None:
         raise InvalidInputError(f"now must be timezone-aware, got {now!r}")
     return now
+
+
+async def list_locks(session: AsyncSession, workspace_id: uuid.UUID) -> list[Lock]:
+    """A workspace's locks that are held now, by key."""
+    rows = await session.scalars(
+        select(Lock)
+        .where(
+            Lock.workspace_id == workspace_id, Lock.holder.is_not(None), Lock.expires_at > utcnow()
+        )
+        .order_by(Lock.key)
+    )
+    return list(rows)

@@ -185,26 +185,39 @@ async def task_pks(
     return found
 
 
-async def dependencies(session: AsyncSession, task_pk: uuid.UUID) -> list[Task]:
-    """The tasks that the task `task_pk` needs (its direct upstream), by task id."""
-    rows = await session.scalars(
-        select(Task)
+async def dependencies(
+    session: AsyncSession, task_pks: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Task]]:
+    """For each of the tasks `task_pks`, the tasks it needs (its direct upstream), by task id."""
+    rows = await session.execute(
+        select(Task, TaskDependency.downstream_pk)
         .join(TaskDependency, TaskDependency.upstream_pk == Task.id)
-        .where(TaskDependency.downstream_pk == task_pk)
+        .where(TaskDependency.downstream_pk.in_(task_pks))
         .order_by(Task.task_id)
     )
-    return list(rows)
+    return _grouped(task_pks, rows.tuples())
 
 
-async def dependents(session: AsyncSession, task_pk: uuid.UUID) -> list[Task]:
-    """The tasks that need the task `task_pk` (its direct downstream), by task id."""
-    rows = await session.scalars(
-        select(Task)
+async def dependents(
+    session: AsyncSession, task_pks: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Task]]:
+    """For each of the tasks `task_pks`, the tasks that need it (its direct downstream)."""
+    rows = await session.execute(
+        select(Task, TaskDependency.upstream_pk)
         .join(TaskDependency, TaskDependency.downstream_pk == Task.id)
-        .where(TaskDependency.upstream_pk == task_pk)
+        .where(TaskDependency.upstream_pk.in_(task_pks))
         .order_by(Task.task_id)
     )
-    return list(rows)
+    return _grouped(task_pks, rows.tuples())
+
+
+def _grouped(
+    keys: Sequence[uuid.UUID], rows: Iterable[tuple[T, uuid.UUID]]
+) -> dict[uuid.UUID, list[T]]:
+    groups: dict[uuid.UUID, list[T]] = {key: [] for key in keys}
+    for row, key in rows:
+        groups[key].append(row)
+    return groups
 
 
 async def _update_statuses(session: AsyncSession, pks: Sequence[uuid.UUID]) -> None:
@@ -238,3 +251,10 @@ async def _update_statuses(session: AsyncSession, pks: Sequence[uuid.UUID]) -> N
 def _batches(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), BATCH_SIZE):
         yield items[start : start + BATCH_SIZE]
+
+
+async def task_by_id(session: AsyncSession, workspace_id: uuid.UUID, task_id: str) -> Task | None:
+    """The workspace's task with the stardag id `task_id`, if registered."""
+    return await session.scalar(
+        select(Task).where(Task.workspace_id == workspace_id, Task.task_id == task_id)
+    )

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stardag_graphql.models import Membership, Organization, Role, User, Workspace
+from stardag_graphql.models import (
+    ApiKey,
+    Invite,
+    Membership,
+    Organization,
+    Role,
+    TargetRoot,
+    User,
+    Workspace,
+)
 from stardag_graphql.store.upsert import insert
 
 LOCAL_USER_EMAIL = "local@localhost"
@@ -97,3 +106,60 @@ async def workspace(
             Workspace.organization_id.in_(identity.organization_ids),
         )
     )
+
+
+async def workspace_ids(session: AsyncSession, identity: Identity) -> set[uuid.UUID]:
+    """The ids of every workspace in the caller's organizations."""
+    rows = await session.scalars(
+        select(Workspace.id).where(Workspace.organization_id.in_(identity.organization_ids))
+    )
+    return set(rows)
+
+
+async def workspaces_of(session: AsyncSession, organization_id: uuid.UUID) -> list[Workspace]:
+    """An organization's workspaces, by slug."""
+    rows = await session.scalars(
+        select(Workspace)
+        .where(Workspace.organization_id == organization_id)
+        .order_by(Workspace.slug)
+    )
+    return list(rows)
+
+
+async def members_of(
+    session: AsyncSession, organization_id: uuid.UUID
+) -> list[tuple[Membership, User]]:
+    """An organization's memberships with their users, by email."""
+    rows = await session.execute(
+        select(Membership, User)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.organization_id == organization_id)
+        .order_by(User.email)
+    )
+    return [(membership, user) for membership, user in rows.tuples()]
+
+
+async def pending_invites(session: AsyncSession, organization_id: uuid.UUID) -> list[Invite]:
+    """An organization's invites not yet accepted, newest first."""
+    rows = await session.scalars(
+        select(Invite)
+        .where(Invite.organization_id == organization_id, Invite.accepted_at.is_(None))
+        .order_by(Invite.created_at.desc())
+    )
+    return list(rows)
+
+
+async def target_roots(session: AsyncSession, workspace_id: uuid.UUID) -> list[TargetRoot]:
+    """A workspace's named target roots, by name."""
+    rows = await session.scalars(
+        select(TargetRoot).where(TargetRoot.workspace_id == workspace_id).order_by(TargetRoot.name)
+    )
+    return list(rows)
+
+
+async def api_keys(session: AsyncSession, workspace_id: uuid.UUID) -> list[ApiKey]:
+    """A workspace's API keys (hash and prefix only), newest first."""
+    rows = await session.scalars(
+        select(ApiKey).where(ApiKey.workspace_id == workspace_id).order_by(ApiKey.created_at.desc())
+    )
+    return list(rows)

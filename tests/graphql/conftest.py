@@ -7,16 +7,25 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from graphql import GraphQLError
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from strawberry.types import ExecutionResult
 
+from stardag_graphql.app import create_app
+from stardag_graphql.context import Context
 from stardag_graphql.database import create_engine, create_sessionmaker
 from stardag_graphql.migrations import ensure_schema
 from stardag_graphql.models import Organization, Workspace
+from stardag_graphql.notify import Notifier
+from stardag_graphql.schema import schema
 from stardag_graphql.settings import Settings
+from stardag_graphql.store.tenancy import Identity, ensure_local_identity
 from tests.conftest import free_port
 
 
@@ -115,3 +124,60 @@ async def make_workspace(session: AsyncSession, slug: str = "main") -> uuid.UUID
     session.add(workspace)
     await session.commit()
     return workspace.id
+
+
+class Api:
+    """Runs operations through `schema.execute` as one caller, like a request would."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], identity: Identity, notifier: Notifier
+    ) -> None:
+        self.sessions = sessions
+        self.identity = identity
+        self.notifier = notifier
+
+    def context(self) -> Context:
+        """A fresh request context."""
+        return Context(self.sessions, self.identity, self.notifier, request_id=uuid.uuid4().hex)
+
+    async def run(self, query: str, **variables: Any) -> ExecutionResult:
+        """The result of `query`, errors included."""
+        return await schema.execute(query, variable_values=variables, context_value=self.context())
+
+    async def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
+        """The data of `query`; fails the test on any error."""
+        result = await self.run(query, **variables)
+        assert not result.errors, result.errors
+        assert result.data is not None
+        return result.data
+
+    async def error(self, query: str, **variables: Any) -> GraphQLError:
+        """The one error `query` gives."""
+        result = await self.run(query, **variables)
+        assert result.errors, result.data
+        assert len(result.errors) == 1, result.errors
+        return result.errors[0]
+
+    async def workspace_id(self) -> str:
+        """The global id of the caller's first workspace."""
+        data = await self("{ organizations { workspaces { id } } }")
+        return str(data["organizations"][0]["workspaces"][0]["id"])
+
+
+@pytest.fixture
+async def api(engine: AsyncEngine) -> Api:
+    """The API on a fresh database, as the local user."""
+    sessions = create_sessionmaker(engine)
+    async with sessions() as session:
+        identity = await ensure_local_identity(session)
+    return Api(sessions, identity, Notifier())
+
+
+@pytest.fixture
+async def registry(database_url: str) -> AsyncIterator[Starlette]:
+    """The registry app on a fresh, migrated database, started (lifespan run)."""
+    settings = Settings(database_url=database_url)
+    await ensure_schema(settings)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app

@@ -1,8 +1,6 @@
 """GraphiQL works offline: the page loads only local assets, and it runs queries in Chromium."""
 
 import re
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -10,7 +8,6 @@ from pathlib import Path
 import httpx
 import pytest
 import strawberry
-import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -21,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
 from stardag_graphql.ide import STATIC_DIR, OfflineGraphQL, static_mount
-from tests.conftest import free_port
+from tests.conftest import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -168,22 +165,9 @@ def assert_loaded_only_from(server: str, browser: webdriver.Chrome) -> None:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    """The test app under uvicorn on a free loopback port, in a background thread."""
-    port = free_port()
-    config = uvicorn.Config(make_app(), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail(f"uvicorn did not start on 127.0.0.1:{port}")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
+    """The test app under uvicorn on a free loopback port."""
+    with serving(make_app()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

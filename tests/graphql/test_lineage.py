@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stardag_graphql.errors import UnknownTaskError
-from stardag_graphql.models import TaskDependency
-from stardag_graphql.store.lineage import Lineage, LineageNode, downstream, upstream
+from stardag_graphql.models import TaskDependency, TaskStatus
+from stardag_graphql.store.lineage import Lineage, downstream, upstream
 from stardag_graphql.store.tasks import TaskRegistration, register_tasks
 from tests.graphql.conftest import make_workspace
 
@@ -43,10 +43,10 @@ async def test_a_diamond_reads_both_ways(session: AsyncSession) -> None:
     down = await downstream(session, workspace, "base", max_depth=None, max_nodes=100)
 
     assert up.root == "root"
-    assert up.nodes == [
-        LineageNode("left", "lineage", "left", 1),
-        LineageNode("right", "lineage", "right", 1),
-        LineageNode("base", "lineage", "base", 2),
+    assert [(n.task_id, n.namespace, n.name, n.status, n.depth) for n in up.nodes] == [
+        ("left", "lineage", "left", TaskStatus.PENDING, 1),
+        ("right", "lineage", "right", TaskStatus.PENDING, 1),
+        ("base", "lineage", "base", TaskStatus.PENDING, 2),
     ]
     assert depths(down) == [("left", 1), ("right", 1), ("root", 2)]
     assert not up.truncated

@@ -92,12 +92,12 @@ async def test_dependencies_read_both_ways(session: AsyncSession) -> None:
     pks = await register_tasks(session, workspace, [RANGE, SUM])
     await session.commit()
 
-    upstream = await dependencies(session, pks[SUM.task_id])
-    downstream = await dependents(session, pks[RANGE.task_id])
+    upstream = await dependencies(session, [pks[SUM.task_id], pks[RANGE.task_id]])
+    downstream = await dependents(session, [pks[RANGE.task_id]])
 
-    assert [task.task_id for task in upstream] == [RANGE.task_id]
-    assert [task.task_id for task in downstream] == [SUM.task_id]
-    assert await dependencies(session, pks[RANGE.task_id]) == []
+    assert [task.task_id for task in upstream[pks[SUM.task_id]]] == [RANGE.task_id]
+    assert [task.task_id for task in downstream[pks[RANGE.task_id]]] == [SUM.task_id]
+    assert upstream[pks[RANGE.task_id]] == []
 
 
 async def test_a_dependency_must_be_registered(session: AsyncSession) -> None:

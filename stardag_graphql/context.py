@@ -1,0 +1,89 @@
+"""What every resolver gets: the caller, database sessions and per-request DataLoaders.
+
+Each DataLoader batches the lookups of one request into one query per kind, and opens its
+own session, since one `AsyncSession` cannot run concurrent queries.
+"""
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.dataloader import DataLoader
+
+from stardag_graphql import models
+from stardag_graphql.notify import Notifier
+from stardag_graphql.store.assets import assets_of
+from stardag_graphql.store.rows import rows_by_id
+from stardag_graphql.store.tasks import dependencies, dependents
+from stardag_graphql.store.tenancy import Identity, workspace_ids
+
+V = TypeVar("V")
+M = TypeVar("M", bound=models.Base)
+
+
+@dataclass
+class Loaders:
+    """DataLoaders of one request, keyed by row id."""
+
+    tasks: DataLoader[uuid.UUID, models.Task | None]
+    builds: DataLoader[uuid.UUID, models.Build | None]
+    users: DataLoader[uuid.UUID, models.User | None]
+    workspaces: DataLoader[uuid.UUID, models.Workspace | None]
+    organizations: DataLoader[uuid.UUID, models.Organization | None]
+    dependencies: DataLoader[uuid.UUID, list[models.Task]]
+    dependents: DataLoader[uuid.UUID, list[models.Task]]
+    assets: DataLoader[uuid.UUID, list[models.Asset]]
+
+
+@dataclass
+class Context:
+    """The per-request context: the caller's identity, a session factory and the loaders."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    identity: Identity
+    notifier: Notifier
+    request_id: str
+    loaders: Loaders = field(init=False)
+    _workspace_ids: set[uuid.UUID] | None = field(init=False, default=None)
+
+    async def workspace_ids(self) -> set[uuid.UUID]:
+        """The ids of the workspaces the caller may see (read once per request)."""
+        if self._workspace_ids is None:
+            async with self.sessions() as session:
+                self._workspace_ids = await workspace_ids(session, self.identity)
+        return self._workspace_ids
+
+    def __post_init__(self) -> None:
+        sessions = self.sessions
+
+        def batched(
+            fetch: Callable[[AsyncSession, Sequence[uuid.UUID]], Awaitable[Mapping[uuid.UUID, V]]],
+            default: V,
+        ) -> DataLoader[uuid.UUID, V]:
+            async def load(keys: Sequence[uuid.UUID]) -> list[V]:
+                async with sessions() as session:
+                    found = await fetch(session, keys)
+                return [found.get(key, default) for key in keys]
+
+            return DataLoader(load_fn=load)
+
+        def by_id(model: type[M]) -> DataLoader[uuid.UUID, M | None]:
+            async def fetch(
+                session: AsyncSession, keys: Sequence[uuid.UUID]
+            ) -> dict[uuid.UUID, M | None]:
+                return dict(await rows_by_id(session, model, keys))
+
+            return batched(fetch, None)
+
+        self.loaders = Loaders(
+            tasks=by_id(models.Task),
+            builds=by_id(models.Build),
+            users=by_id(models.User),
+            workspaces=by_id(models.Workspace),
+            organizations=by_id(models.Organization),
+            dependencies=batched(dependencies, []),
+            dependents=batched(dependents, []),
+            assets=batched(assets_of, []),
+        )

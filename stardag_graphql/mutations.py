@@ -1,0 +1,327 @@
+"""The writes clients make while they build: builds, tasks, events, locks, assets and logs.
+
+Batch writes (`registerTasks`, `recordEvents`, `appendLogs`) are idempotent, so a client may
+resend a batch whose answer it never got. Each mutation commits once, then wakes the live
+subscriptions of its workspace.
+"""
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.relay import GlobalID
+from strawberry.scalars import JSON
+
+from stardag_graphql import models
+from stardag_graphql.errors import InvalidInputError, NotFoundError
+from stardag_graphql.ids import row_id
+from stardag_graphql.store import assets as asset_store
+from stardag_graphql.store import builds as build_store
+from stardag_graphql.store import locks as lock_store
+from stardag_graphql.store import logs as log_store
+from stardag_graphql.store import tasks as task_store
+from stardag_graphql.types import Asset, Build, Info
+
+MAX_BATCH = 5000
+MAX_TASK_ID_LENGTH = 64
+
+
+@strawberry.input(description="A task as the SDK registers it.")
+class TaskInput:
+    task_id: str
+    name: str
+    namespace: str = ""
+    version: str = ""
+    parameters: JSON = strawberry.field(default_factory=dict)
+    output_uri: str | None = None
+    dependencies: list[str] = strawberry.field(
+        default_factory=list, description="The task ids this task needs (registered too)."
+    )
+
+
+@strawberry.input(description="An event; `eventId`, chosen by the client, makes resending safe.")
+class EventInput:
+    event_id: str
+    kind: models.EventKind
+    occurred_at: datetime
+    task_id: str | None = None
+    build_id: GlobalID | None = None
+    payload: JSON = strawberry.field(default_factory=dict)
+
+
+@strawberry.input(description="A log line; `seq` numbers the task's lines, so resending is safe.")
+class LogLineInput:
+    seq: int
+    text: str
+    logged_at: datetime
+    stream: str = "stdout"
+
+
+@strawberry.type(description="How many tasks a registration named (new or already known).")
+class RegisterTasksPayload:
+    registered: int
+
+
+@strawberry.type(description="How many events were new, and how many were already recorded.")
+class RecordEventsPayload:
+    recorded: int
+    duplicates: int
+
+
+@strawberry.type(description="How many log lines were new.")
+class AppendLogsPayload:
+    appended: int
+
+
+@strawberry.type(description="A granted lease: present `fencingToken` to renew and release.")
+class Lease:
+    key: str
+    holder: str
+    fencing_token: int
+    expires_at: datetime
+
+    @classmethod
+    def from_store(cls, lease: lock_store.Lease) -> "Lease":
+        return cls(
+            key=lease.key,
+            holder=lease.holder,
+            fencing_token=lease.fencing_token,
+            expires_at=lease.expires_at,
+        )
+
+
+@strawberry.type(description="The answer to acquiring or renewing a lock: a lease, or none.")
+class LockResult:
+    acquired: bool
+    lease: Lease | None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Start a build; it is named memorably unless `name` is given.")
+    async def start_build(
+        self,
+        info: Info,
+        workspace_id: GlobalID,
+        name: str | None = None,
+        commit: str | None = None,
+    ) -> Build:
+        async with _writing(info, workspace_id) as (session, workspace):
+            row = await build_store.start_build(
+                session, workspace, info.context.identity.user_id, name, commit
+            )
+        return Build.from_row(row)
+
+    @strawberry.mutation(description="Finish a running build as completed, failed or cancelled.")
+    async def finish_build(
+        self, info: Info, build_id: GlobalID, status: models.BuildStatus
+    ) -> Build:
+        build_pk = row_id(build_id, "Build")
+        build = await info.context.loaders.builds.load(build_pk)
+        if build is None or build.workspace_id not in await info.context.workspace_ids():
+            raise NotFoundError(f"no build {build_id}: pass the id that startBuild returned")
+        async with _writing(info, build.workspace_id) as (session, workspace):
+            row = await build_store.finish_build(session, workspace, build_pk, status)
+        return Build.from_row(row)
+
+    @strawberry.mutation(
+        description="Register tasks with their dependencies (idempotent); with `buildId`, they "
+        "join that build, and `rootTaskIds` mark the tasks it was asked for."
+    )
+    async def register_tasks(
+        self,
+        info: Info,
+        workspace_id: GlobalID,
+        tasks: list[TaskInput],
+        build_id: GlobalID | None = None,
+        root_task_ids: list[str] | None = None,
+    ) -> RegisterTasksPayload:
+        _check_batch("tasks", tasks)
+        registrations = [_registration(task) for task in tasks]
+        async with _writing(info, workspace_id) as (session, workspace):
+            pks = await task_store.register_tasks(session, workspace, registrations)
+            if build_id is not None:
+                build = await build_store.get_build(session, workspace, row_id(build_id, "Build"))
+                roots = await task_store.task_pks(session, workspace, root_task_ids or ())
+                await build_store.add_build_tasks(session, build.id, pks.values(), roots.values())
+        return RegisterTasksPayload(registered=len(pks))
+
+    @strawberry.mutation(description="Record events (idempotent by `eventId`).")
+    async def record_events(
+        self, info: Info, workspace_id: GlobalID, events: list[EventInput]
+    ) -> RecordEventsPayload:
+        _check_batch("events", events)
+        builds = {row_id(event.build_id, "Build") for event in events if event.build_id}
+        async with _writing(info, workspace_id) as (session, workspace):
+            for build in builds:
+                await build_store.get_build(session, workspace, build)
+            records = [_event(event) for event in events]
+            recorded = await task_store.record_events(session, workspace, records)
+        return RecordEventsPayload(recorded=recorded, duplicates=len(events) - recorded)
+
+    @strawberry.mutation(
+        description="Take lock `key` for `ttlSeconds` if it is free or expired; the same holder "
+        "acquiring again renews its lease."
+    )
+    async def acquire_lock(
+        self, info: Info, workspace_id: GlobalID, key: str, holder: str, ttl_seconds: float
+    ) -> LockResult:
+        async with _writing(info, workspace_id) as (session, workspace):
+            lease = await lock_store.acquire_lock(
+                session, workspace, key, holder, _ttl(ttl_seconds)
+            )
+        return LockResult(
+            acquired=lease is not None, lease=Lease.from_store(lease) if lease else None
+        )
+
+    @strawberry.mutation(description="Extend a live lease held with `fencingToken`.")
+    async def renew_lock(
+        self,
+        info: Info,
+        workspace_id: GlobalID,
+        key: str,
+        holder: str,
+        fencing_token: int,
+        ttl_seconds: float,
+    ) -> LockResult:
+        async with _writing(info, workspace_id) as (session, workspace):
+            lease = await lock_store.renew_lock(
+                session, workspace, key, holder, fencing_token, _ttl(ttl_seconds)
+            )
+        return LockResult(
+            acquired=lease is not None, lease=Lease.from_store(lease) if lease else None
+        )
+
+    @strawberry.mutation(description="Release a lock held with `fencingToken`; false if not held.")
+    async def release_lock(
+        self, info: Info, workspace_id: GlobalID, key: str, holder: str, fencing_token: int
+    ) -> bool:
+        async with _writing(info, workspace_id) as (session, workspace):
+            return await lock_store.release_lock(session, workspace, key, holder, fencing_token)
+
+    @strawberry.mutation(description="Attach an asset to a task, replacing one of the same name.")
+    async def put_asset(
+        self,
+        info: Info,
+        workspace_id: GlobalID,
+        task_id: str,
+        name: str,
+        kind: models.AssetKind,
+        body: str,
+    ) -> Asset:
+        async with _writing(info, workspace_id) as (session, workspace):
+            row = await asset_store.put_asset(session, workspace, task_id, name, kind, body)
+        return Asset.from_row(row)
+
+    @strawberry.mutation(description="Append log lines to a task (idempotent by `seq`).")
+    async def append_logs(
+        self,
+        info: Info,
+        workspace_id: GlobalID,
+        task_id: str,
+        lines: list[LogLineInput],
+        build_id: GlobalID | None = None,
+    ) -> AppendLogsPayload:
+        _check_batch("lines", lines)
+        build_pk = row_id(build_id, "Build") if build_id else None
+        async with _writing(info, workspace_id) as (session, workspace):
+            if build_pk is not None:
+                await build_store.get_build(session, workspace, build_pk)
+            appended = await log_store.append_logs(
+                session,
+                workspace,
+                task_id,
+                [
+                    log_store.LogLine(
+                        seq=line.seq,
+                        text=line.text,
+                        logged_at=line.logged_at,
+                        stream=line.stream,
+                        build_id=build_pk,
+                    )
+                    for line in lines
+                ],
+            )
+        return AppendLogsPayload(appended=appended)
+
+
+async def workspace_pk(info: Info, workspace_id: GlobalID) -> uuid.UUID:
+    """The row id of a workspace the caller may use; `NotFoundError` for any other."""
+    pk = row_id(workspace_id, "Workspace")
+    if pk not in await info.context.workspace_ids():
+        raise NotFoundError(
+            f"no workspace {workspace_id} among yours: "
+            "list them with `organizations { workspaces { id } }`"
+        )
+    return pk
+
+
+@asynccontextmanager
+async def _writing(
+    info: Info, workspace: GlobalID | uuid.UUID
+) -> AsyncIterator[tuple[AsyncSession, uuid.UUID]]:
+    """A session on the caller's workspace that commits at the end, then wakes subscribers."""
+    pk = workspace if isinstance(workspace, uuid.UUID) else await workspace_pk(info, workspace)
+    async with info.context.sessions() as session, session.begin():
+        yield session, pk
+    info.context.notifier.changed(pk)
+
+
+def _check_batch(what: str, items: Sequence[object]) -> None:
+    if len(items) > MAX_BATCH:
+        raise InvalidInputError(
+            f"{len(items)} {what} in one request; send at most {MAX_BATCH} per request"
+        )
+
+
+def _registration(task: TaskInput) -> task_store.TaskRegistration:
+    for task_id in (task.task_id, *task.dependencies):
+        if not 1 <= len(task_id) <= MAX_TASK_ID_LENGTH:
+            raise InvalidInputError(
+                f"task id must be 1 to {MAX_TASK_ID_LENGTH} characters, got {task_id!r}"
+            )
+    if not isinstance(task.parameters, dict):
+        raise InvalidInputError(
+            f"parameters of task {task.task_id} must be a JSON object, got {task.parameters!r}"
+        )
+    if not task.name:
+        raise InvalidInputError(f"task {task.task_id} needs a name")
+    return task_store.TaskRegistration(
+        task_id=task.task_id,
+        name=task.name,
+        namespace=task.namespace,
+        version=task.version,
+        parameters=task.parameters,
+        output_uri=task.output_uri,
+        dependencies=task.dependencies,
+    )
+
+
+def _event(event: EventInput) -> task_store.EventRecord:
+    if not 1 <= len(event.event_id) <= MAX_TASK_ID_LENGTH:
+        raise InvalidInputError(
+            f"eventId must be 1 to {MAX_TASK_ID_LENGTH} characters, got {event.event_id!r}"
+        )
+    if not isinstance(event.payload, dict):
+        raise InvalidInputError(f"payload of event {event.event_id} must be a JSON object")
+    if event.occurred_at.tzinfo is None:
+        raise InvalidInputError(
+            f"occurredAt of event {event.event_id} needs a timezone, got {event.occurred_at}"
+        )
+    return task_store.EventRecord(
+        event_id=event.event_id,
+        kind=event.kind,
+        occurred_at=event.occurred_at,
+        task_id=event.task_id,
+        build_id=row_id(event.build_id, "Build") if event.build_id else None,
+        payload=event.payload,
+    )
+
+
+def _ttl(seconds: float) -> timedelta:
+    if not 0 < seconds <= 86_400:
+        raise InvalidInputError(f"ttlSeconds must be above 0 and at most 86400, got {seconds}")
+    return timedelta(seconds=seconds)

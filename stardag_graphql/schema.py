@@ -1,0 +1,132 @@
+"""The registry's GraphQL schema: its queries, the guards around every operation, and errors.
+
+Guards refuse, before anything runs, documents that are too deep, too long, or carry too
+many aliases. Errors a client caused (a validation error, a bad id, a value out of range)
+reach it as they are, with a `code`; any other error is logged in full and reaches the
+client as a message with the request's id, so an operator can find it in the log.
+
+`schema.graphql` at the repository root is `print_schema(schema)`, checked by a test.
+"""
+
+import logging
+from collections.abc import Iterator
+
+import strawberry
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.relay import GlobalIDValueError, Node
+from strawberry.types.execution import ExecutionContext, ExecutionResult
+
+from stardag_graphql.context import Context
+from stardag_graphql.errors import RegistryError
+from stardag_graphql.mutations import Mutation
+from stardag_graphql.store import tenancy
+from stardag_graphql.subscriptions import Subscription
+from stardag_graphql.types import Info, Organization, User, Workspace
+
+logger = logging.getLogger("stardag.registry")
+
+MAX_DEPTH = 12
+MAX_ALIASES = 20
+MAX_TOKENS = 5000
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The caller.")
+    async def viewer(self, info: Info) -> User | None:
+        row = await info.context.loaders.users.load(info.context.identity.user_id)
+        return User.from_row(row) if row else None
+
+    @strawberry.field(description="The caller's organizations, by slug.")
+    async def organizations(self, info: Info) -> list[Organization]:
+        async with info.context.sessions() as session:
+            rows = await tenancy.organizations(session, info.context.identity)
+        return [Organization.from_row(row) for row in rows]
+
+    @strawberry.field(description="One of the caller's organizations, by slug.")
+    async def organization(self, info: Info, slug: str) -> Organization | None:
+        async with info.context.sessions() as session:
+            row = await tenancy.organization_by_slug(session, info.context.identity, slug)
+        return Organization.from_row(row) if row else None
+
+    @strawberry.field(description="One of the caller's workspaces, by id.")
+    async def workspace(self, info: Info, id: strawberry.relay.GlobalID) -> Workspace | None:
+        found = await Workspace.resolve_nodes(info=info, node_ids=[id.node_id])
+        return found[0] if id.type_name == "Workspace" else None
+
+    node: Node | None = strawberry.relay.node(description="Any object, by its global id.")
+
+
+class MaskUnexpectedErrors(SchemaExtension):
+    """Keep client errors readable; log any other in full and show only the request id."""
+
+    def on_operation(self) -> Iterator[None]:
+        """Rewrite the errors of the finished operation."""
+        yield
+        result = self.execution_context.result
+        if isinstance(result, ExecutionResult | GraphQLExecutionResult) and result.errors:
+            result.errors = [self._shown(error) for error in result.errors]
+
+    def _shown(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if original is None or isinstance(original, GraphQLError):
+            return error
+        if isinstance(original, RegistryError):
+            return _with_code(error, original.code)
+        if isinstance(original, GlobalIDValueError):
+            return _with_code(error, "BAD_USER_INPUT")
+        context = self.execution_context.context
+        request_id = context.request_id if isinstance(context, Context) else "unknown"
+        logger.error(
+            "request %s failed at %s: %s",
+            request_id,
+            ".".join(map(str, error.path or ())),
+            error.message,
+            exc_info=original,
+        )
+        return GraphQLError(
+            f"Internal server error (request id {request_id}): the server log has the details",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )
+
+
+def _with_code(error: GraphQLError, code: str) -> GraphQLError:
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        path=error.path,
+        original_error=error.original_error,
+        extensions={**(error.extensions or {}), "code": code},
+    )
+
+
+class RegistrySchema(strawberry.Schema):
+    """The schema, logging only unexpected errors (`MaskUnexpectedErrors` does), not clients'."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Leave logging to `MaskUnexpectedErrors`: a client's mistake is not a server event."""
+
+
+schema = RegistrySchema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    extensions=[
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        MaskUnexpectedErrors,
+    ],
+)
+"""The registry's schema; `schema.graphql` holds its printed form."""
