@@ -92,6 +92,42 @@ def db_upgrade(
     console.print(f"{masked_url(url)} is at schema revision {revision}", highlight=False)
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (loopback only in local mode).")
+    ] = ("127.0.0.1"),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the registry (GraphQL API and GraphiQL) on an embedded SQLite or STARDAG_DATABASE_URL."""
+    try:
+        # The server is an optional extra: imported only by the commands that need it.
+        from stardag_graphql.errors import ServerConfigError
+        from stardag_graphql.server import check_host
+        from stardag_graphql.server import serve as serve_registry
+        from stardag_graphql.settings import Settings as ServerSettings
+        from stardag_graphql.settings import masked_url
+    except ImportError as error:
+        raise typer.BadParameter(
+            f"the registry needs the server extra ({error}): pip install 'stardag[server]'"
+        ) from error
+    try:
+        check_host(host)
+    except ServerConfigError as error:
+        raise typer.BadParameter(str(error), param_hint="--host") from error
+    settings = ServerSettings()
+    console.print(
+        f"registry on http://{host}:{port}/graphql (GraphiQL in a browser), "
+        f"database {masked_url(settings.database_url)}",
+        highlight=False,
+    )
+    try:
+        serve_registry(settings, host, port)
+    except ServerConfigError as error:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+        raise typer.Exit(1) from error
+
+
 class ExecutorChoice(StrEnum):
     """Where ``stardag build`` runs task code."""
 

@@ -100,7 +100,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = await _open_database(settings)
+        engine = await open_database(settings)
         try:
             sessions = create_sessionmaker(engine)
             async with sessions() as session:
@@ -127,7 +127,8 @@ def create_app(settings: Settings) -> Starlette:
     )
 
 
-async def _open_database(settings: Settings) -> AsyncEngine:
+async def open_database(settings: Settings) -> AsyncEngine:
+    """An engine on the schema-current database; `ServerConfigError` if it needs upgrading."""
     if make_url(settings.database_url).get_backend_name() == "sqlite":
         await ensure_schema(settings)
     engine = create_engine(settings)

@@ -91,7 +91,11 @@ async def filter_keys(
     """Top-level parameter names of matching tasks that start with `prefix`, sorted."""
     recent = _recent(session, workspace_id, task_filter)
     if _dialect(session) == "postgresql":
-        keys = func.jsonb_object_keys(recent.c.parameters).table_valued("key").alias("keys")
+        keys = (
+            func.jsonb_object_keys(recent.c.parameters)
+            .table_valued("key")
+            .render_derived(name="keys")
+        )
     else:
         keys = func.json_each(recent.c.parameters).table_valued("key").alias("keys")
     rows = await session.scalars(
@@ -120,7 +124,7 @@ async def filter_values(
     recent = _recent(session, workspace_id, task_filter)
     keys = _split(path)
     if _dialect(session) == "postgresql":
-        text: Any = recent.c.parameters.op("#>>")(cast(keys, ARRAY(String)))
+        text: Any = recent.c.parameters.op("#>>", return_type=String)(cast(keys, ARRAY(String)))
     else:
         text = cast(func.json_extract(recent.c.parameters, _json_path(keys)), String)
     rows = await session.scalars(

@@ -195,7 +195,7 @@ async def dependencies(
         .where(TaskDependency.downstream_pk.in_(task_pks))
         .order_by(Task.task_id)
     )
-    return _grouped(task_pks, rows.tuples())
+    return _grouped(task_pks, rows)
 
 
 async def dependents(
@@ -208,7 +208,7 @@ async def dependents(
         .where(TaskDependency.upstream_pk.in_(task_pks))
         .order_by(Task.task_id)
     )
-    return _grouped(task_pks, rows.tuples())
+    return _grouped(task_pks, rows)
 
 
 def _grouped(

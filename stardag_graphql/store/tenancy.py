@@ -136,7 +136,7 @@ async def members_of(
         .where(Membership.organization_id == organization_id)
         .order_by(User.email)
     )
-    return [(membership, user) for membership, user in rows.tuples()]
+    return [(membership, user) for membership, user in rows]
 
 
 async def pending_invites(session: AsyncSession, organization_id: uuid.UUID) -> list[Invite]:

@@ -1,0 +1,49 @@
+"""Running the registry with uvicorn, on loopback unless authentication is configured.
+
+The registry has no login in local mode, so it answers only on a loopback address: anyone
+who can reach a wider address would otherwise read and write every workspace.
+"""
+
+import asyncio
+import ipaddress
+
+import uvicorn
+
+from stardag_graphql.app import create_app, open_database
+from stardag_graphql.errors import ServerConfigError
+from stardag_graphql.settings import Settings
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names only this machine (127.0.0.0/8, ::1 or localhost)."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_host(host: str) -> None:
+    """Refuse to listen on `host` unless it is a loopback address (local mode has no login)."""
+    if not is_loopback(host):
+        raise ServerConfigError(
+            f"refusing to listen on {host!r}: the registry runs in local mode, without "
+            "authentication, so it listens on loopback only (127.0.0.1, ::1 or localhost); "
+            "reach it from elsewhere through an SSH tunnel"
+        )
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the registry until interrupted; `ServerConfigError` before starting if it can't."""
+    check_host(host)
+    # Open the database once up front, so a problem is one clear error, not a startup traceback.
+    asyncio.run(_check_database(settings))
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+async def _check_database(settings: Settings) -> None:
+    engine = await open_database(settings)
+    await engine.dispose()

@@ -1,0 +1,568 @@
+"""The registry's GraphQL API through `schema.execute`, on SQLite and PostgreSQL."""
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from stardag_graphql import models
+from stardag_graphql.context import Context
+from stardag_graphql.schema import MAX_ALIASES, MAX_DEPTH, schema
+from stardag_graphql.store.tenancy import Identity
+from tests.graphql.conftest import Api
+
+REGISTER = """
+mutation Register($workspace: ID!, $tasks: [TaskInput!]!, $build: ID, $roots: [String!]) {
+  registerTasks(workspaceId: $workspace, tasks: $tasks, buildId: $build, rootTaskIds: $roots) {
+    registered
+  }
+}
+"""
+RECORD = """
+mutation Record($workspace: ID!, $events: [EventInput!]!) {
+  recordEvents(workspaceId: $workspace, events: $events) { recorded duplicates }
+}
+"""
+TASKS = """
+query Tasks($workspace: ID!, $filter: TaskFilter, $order: TaskOrder, $first: Int!, $after: String) {
+  workspace(id: $workspace) {
+    tasks(filter: $filter, orderBy: $order, first: $first, after: $after) {
+      totalCount
+      edges { cursor node { taskId } }
+      pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    }
+  }
+}
+"""
+
+
+def task(task_id: str, name: str = "step", *deps: str, **parameters: Any) -> dict[str, Any]:
+    return {
+        "taskId": task_id,
+        "name": name,
+        "namespace": "demo",
+        "parameters": parameters,
+        "dependencies": list(deps),
+    }
+
+
+def event_input(
+    event_id: str, kind: str, task_id: str, at: str = "2026-01-01T00:00:00Z", **more: Any
+) -> dict[str, Any]:
+    return {"eventId": event_id, "kind": kind, "taskId": task_id, "occurredAt": at, **more}
+
+
+async def task_ids(api: Api, workspace: str, **variables: Any) -> list[str]:
+    data = await api(TASKS, workspace=workspace, first=100, **variables)
+    return [edge["node"]["taskId"] for edge in data["workspace"]["tasks"]["edges"]]
+
+
+async def test_a_registered_dag_reads_back_with_its_dependencies(api: Api) -> None:
+    workspace = await api.workspace_id()
+    await api(REGISTER, workspace=workspace, tasks=[task("a"), task("b", "step", "a")])
+
+    data = await api(
+        """query($w: ID!) { workspace(id: $w) {
+            b: task(taskId: "b") { taskId namespace name status dependencies { taskId } }
+            a: task(taskId: "a") { dependents { taskId } }
+            missing: task(taskId: "nope") { taskId } } }""",
+        w=workspace,
+    )
+
+    assert data["workspace"]["b"] == {
+        "taskId": "b",
+        "namespace": "demo",
+        "name": "step",
+        "status": "PENDING",
+        "dependencies": [{"taskId": "a"}],
+    }
+    assert data["workspace"]["a"]["dependents"] == [{"taskId": "b"}]
+    assert data["workspace"]["missing"] is None
+
+
+async def test_every_object_is_a_node_by_its_global_id(api: Api) -> None:
+    workspace = await api.workspace_id()
+    await api(REGISTER, workspace=workspace, tasks=[task("a")])
+    started = await api(
+        'mutation($w: ID!) { startBuild(workspaceId: $w, commit: "abc123") { id name } }',
+        w=workspace,
+    )
+    ids = await api(
+        """query($w: ID!) {
+            organizations { id } workspace(id: $w) { id task(taskId: "a") { id } } }""",
+        w=workspace,
+    )
+    wanted = {
+        "Organization": ids["organizations"][0]["id"],
+        "Workspace": ids["workspace"]["id"],
+        "Task": ids["workspace"]["task"]["id"],
+        "Build": started["startBuild"]["id"],
+    }
+
+    for typename, node_id in wanted.items():
+        data = await api("query($id: ID!) { node(id: $id) { __typename id } }", id=node_id)
+        assert data["node"] == {"__typename": typename, "id": node_id}
+    assert "-" in started["startBuild"]["name"]
+
+
+async def test_registering_is_idempotent_and_concurrent_registrations_make_one_row(
+    api: Api, engine: AsyncEngine
+) -> None:
+    workspace = await api.workspace_id()
+    tasks = [task("a"), task("b", "step", "a")]
+
+    results = await asyncio.gather(
+        *(api(REGISTER, workspace=workspace, tasks=tasks) for _ in range(20))
+    )
+
+    assert all(result["registerTasks"]["registered"] == 2 for result in results)
+    async with engine.connect() as connection:
+        rows = await connection.scalar(select(func.count()).select_from(models.Task))
+        edges = await connection.scalar(select(func.count()).select_from(models.TaskDependency))
+    assert (rows, edges) == (2, 1)
+
+
+async def test_a_build_collects_its_tasks_events_and_graph(api: Api) -> None:
+    workspace = await api.workspace_id()
+    build = (await api("mutation($w: ID!) { startBuild(workspaceId: $w) { id } }", w=workspace))[
+        "startBuild"
+    ]["id"]
+    await api(
+        REGISTER,
+        workspace=workspace,
+        tasks=[task("a"), task("b", "step", "a")],
+        build=build,
+        roots=["b"],
+    )
+    events = [
+        event_input("e1", "TASK_RUNNING", "a", buildId=build),
+        event_input("e2", "TASK_COMPLETED", "a", "2026-01-01T00:00:01Z", buildId=build),
+    ]
+    first = await api(RECORD, workspace=workspace, events=events)
+    again = await api(RECORD, workspace=workspace, events=events)
+    finished = await api(
+        "mutation($b: ID!) { finishBuild(buildId: $b, status: COMPLETED) { status finishedAt } }",
+        b=build,
+    )
+
+    data = await api(
+        """query($b: ID!) { node(id: $b) { ... on Build {
+            status user { email } rootTasks { taskId }
+            graph { nodes { taskId status } edges { upstream downstream } }
+            events(first: 10) { totalCount nodes { eventId kind task { taskId } } } } } }""",
+        b=build,
+    )
+
+    assert first["recordEvents"] == {"recorded": 2, "duplicates": 0}
+    assert again["recordEvents"] == {"recorded": 0, "duplicates": 2}
+    assert finished["finishBuild"]["status"] == "COMPLETED"
+    assert finished["finishBuild"]["finishedAt"] is not None
+    node = data["node"]
+    assert node["user"] == {"email": "local@localhost"}
+    assert node["rootTasks"] == [{"taskId": "b"}]
+    assert node["graph"] == {
+        "nodes": [{"taskId": "a", "status": "COMPLETED"}, {"taskId": "b", "status": "PENDING"}],
+        "edges": [{"upstream": "a", "downstream": "b"}],
+    }
+    assert node["events"]["totalCount"] == 2
+    assert [e["kind"] for e in node["events"]["nodes"]] == ["TASK_RUNNING", "TASK_COMPLETED"]
+
+
+async def test_a_finished_build_cannot_finish_otherwise(api: Api) -> None:
+    workspace = await api.workspace_id()
+    build = (await api("mutation($w: ID!) { startBuild(workspaceId: $w) { id } }", w=workspace))[
+        "startBuild"
+    ]["id"]
+    finish = "mutation($b: ID!, $s: BuildStatus!) { finishBuild(buildId: $b, status: $s) { name } }"
+    await api(finish, b=build, s="FAILED")
+    await api(finish, b=build, s="FAILED")
+
+    error = await api.error(finish, b=build, s="COMPLETED")
+
+    assert "already finished as failed" in error.message
+    assert error.extensions == {"code": "BAD_USER_INPUT"}
+
+
+async def test_pages_follow_cursors_to_the_end_without_gaps(api: Api) -> None:
+    workspace = await api.workspace_id()
+    await api(REGISTER, workspace=workspace, tasks=[task(f"t{i:02}") for i in range(45)])
+    seen: list[str] = []
+    after = None
+
+    for _ in range(3):
+        data = await api(
+            TASKS,
+            workspace=workspace,
+            first=20,
+            after=after,
+            order={"field": "TASK_ID", "direction": "ASC"},
+        )
+        tasks = data["workspace"]["tasks"]
+        seen.extend(edge["node"]["taskId"] for edge in tasks["edges"])
+        after = tasks["pageInfo"]["endCursor"]
+        assert tasks["totalCount"] == 45
+
+    assert seen == [f"t{i:02}" for i in range(45)]
+    assert tasks["pageInfo"]["hasNextPage"] is False
+    assert tasks["pageInfo"]["hasPreviousPage"] is True
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"first": 0}, "first must be between 1 and 100, got 0"),
+        ({"first": 101}, "first must be between 1 and 100, got 101"),
+        ({"first": 5, "after": "garbage"}, "is not a cursor of this list"),
+    ],
+)
+async def test_a_bad_page_request_is_a_client_error(
+    api: Api, variables: dict[str, Any], message: str
+) -> None:
+    workspace = await api.workspace_id()
+
+    error = await api.error(TASKS, workspace=workspace, **variables)
+
+    assert message in error.message
+    assert error.extensions == {"code": "BAD_USER_INPUT"}
+
+
+async def test_a_cursor_of_another_ordering_is_refused(api: Api) -> None:
+    workspace = await api.workspace_id()
+    await api(REGISTER, workspace=workspace, tasks=[task("a"), task("b")])
+    data = await api(TASKS, workspace=workspace, first=1)
+    cursor = data["workspace"]["tasks"]["pageInfo"]["endCursor"]
+
+    error = await api.error(
+        TASKS, workspace=workspace, first=1, after=cursor, order={"field": "NAME"}
+    )
+
+    assert "ordered by name:desc" in error.message
+
+
+async def test_filters_combine(api: Api) -> None:
+    workspace = await api.workspace_id()
+    await api(
+        REGISTER,
+        workspace=workspace,
+        tasks=[
+            task("fit-1", "fit_model", depth=3, kind="tree", fast=True),
+            task("fit-2", "fit_model", depth=5, kind="tree", fast=False),
+            task("fit-3", "fit_model", depth=3.5, kind="linear", model={"depth": 3}),
+            task("load-1", "load_data", depth="3", fast=1),
+        ],
+    )
+    await api(RECORD, workspace=workspace, events=[event_input("e", "TASK_FAILED", "fit-2")])
+
+    async def matching(**task_filter: Any) -> list[str]:
+        return sorted(await task_ids(api, workspace, filter=task_filter))
+
+    def where(path: str, value: Any) -> dict[str, Any]:
+        return {"parameters": [{"path": path, "equals": value}]}
+
+    assert await matching(names=["fit_model"]) == ["fit-1", "fit-2", "fit-3"]
+    assert await matching(statuses=["FAILED"]) == ["fit-2"]
+    assert await matching(namespace="other") == []
+    assert await matching(**where("depth", 3)) == ["fit-1"]
+    assert await matching(**where("depth", "3")) == ["load-1"]
+    assert await matching(**where("depth", 3.5)) == ["fit-3"]
+    assert await matching(**where("fast", True)) == ["fit-1"]
+    assert await matching(**where("fast", 1)) == ["load-1"]
+    assert await matching(**where("model.depth", 3)) == ["fit-3"]
+    assert await matching(**where("kind", "tree"), statuses=["PENDING"]) == ["fit-1"]
+    assert await matching(search="LOAD") == ["load-1"]
+    assert await matching(search="fit-") == ["fit-1", "fit-2", "fit-3"]
+    assert await matching(createdAfter="2999-01-01T00:00:00Z") == []
+    assert len(await matching(createdBefore="2999-01-01T00:00:00Z")) == 4
+
+
+async def test_a_non_scalar_or_malformed_parameter_condition_is_refused(api: Api) -> None:
+    workspace = await api.workspace_id()
+
+    nested = await api.error(
+        TASKS, workspace=workspace, first=5, filter={"parameters": [{"path": "a", "equals": [1]}]}
+    )
+    dotted = await api.error(
+        TASKS, workspace=workspace, first=5, filter={"parameters": [{"path": "a..b", "equals": 1}]}
+    )
+
+    assert "equals must be a string, number, boolean or null" in nested.message
+    assert "is not a dotted path" in dotted.message
+
+
+async def test_orderings_sort_both_ways(api: Api) -> None:
+    workspace = await api.workspace_id()
+    await api(REGISTER, workspace=workspace, tasks=[task("x1", "beta"), task("x2", "alpha")])
+
+    by_name = await task_ids(api, workspace, order={"field": "NAME", "direction": "ASC"})
+    by_id_desc = await task_ids(api, workspace, order={"field": "TASK_ID", "direction": "DESC"})
+
+    assert by_name == ["x2", "x1"]
+    assert by_id_desc == ["x2", "x1"]
+
+
+async def test_autocomplete_offers_parameter_names_and_values(api: Api) -> None:
+    workspace = await api.workspace_id()
+    await api(
+        REGISTER,
+        workspace=workspace,
+        tasks=[
+            task("a", "fit", model="tree", learning_rate=0.1),
+            task("b", "fit", model="trellis", limit=3),
+            task("c", "load", path="/data"),
+        ],
+    )
+
+    data = await api(
+        """query($w: ID!) { workspace(id: $w) {
+            all: filterKeys
+            fit: filterKeys(filter: {names: ["fit"]}, prefix: "l")
+            models: filterValues(key: "model", prefix: "tr")
+            limits: filterValues(key: "limit") } }""",
+        w=workspace,
+    )
+
+    assert data["workspace"] == {
+        "all": ["learning_rate", "limit", "model", "path"],
+        "fit": ["learning_rate", "limit"],
+        "models": ["tree", "trellis"],
+        "limits": ["3"],
+    }
+
+
+async def test_lineage_is_typed_by_whether_it_was_truncated(api: Api) -> None:
+    workspace = await api.workspace_id()
+    chain = [task("t0")] + [task(f"t{i}", "step", f"t{i - 1}") for i in range(1, 6)]
+    await api(REGISTER, workspace=workspace, tasks=chain)
+    lineage = """query($w: ID!, $depth: Int, $nodes: Int!) { workspace(id: $w) {
+        task(taskId: "t5") { upstream(maxDepth: $depth, maxNodes: $nodes) {
+          __typename
+          ... on Lineage {
+            nodes { taskId depth status task { name } } edges { upstream downstream } }
+          ... on TruncatedLineage { nodes { taskId } maxNodes } } } } }"""
+
+    whole = await api(lineage, w=workspace, depth=None, nodes=100)
+    near = await api(lineage, w=workspace, depth=2, nodes=100)
+    cut = await api(lineage, w=workspace, depth=None, nodes=3)
+    down = await api(
+        """query($w: ID!) { workspace(id: $w) { task(taskId: "t0") {
+            downstream(maxDepth: 1) { ... on Lineage { nodes { taskId } } } } } }""",
+        w=workspace,
+    )
+
+    up = whole["workspace"]["task"]["upstream"]
+    assert up["__typename"] == "Lineage"
+    assert [(n["taskId"], n["depth"]) for n in up["nodes"]] == [
+        ("t4", 1),
+        ("t3", 2),
+        ("t2", 3),
+        ("t1", 4),
+        ("t0", 5),
+    ]
+    assert up["nodes"][0]["task"] == {"name": "step"}
+    assert len(up["edges"]) == 5
+    assert [n["taskId"] for n in near["workspace"]["task"]["upstream"]["nodes"]] == ["t4", "t3"]
+    truncated = cut["workspace"]["task"]["upstream"]
+    assert truncated == {
+        "__typename": "TruncatedLineage",
+        "nodes": [{"taskId": "t4"}, {"taskId": "t3"}, {"taskId": "t2"}],
+        "maxNodes": 3,
+    }
+    assert down["workspace"]["task"]["downstream"]["nodes"] == [{"taskId": "t1"}]
+
+
+async def test_locks_grant_one_holder_and_fence_the_rest(api: Api) -> None:
+    workspace = await api.workspace_id()
+    acquire = """mutation($w: ID!, $holder: String!) {
+        acquireLock(workspaceId: $w, key: "task-a", holder: $holder, ttlSeconds: 30) {
+          acquired lease { fencingToken expiresAt } } }"""
+
+    first = await api(acquire, w=workspace, holder="worker-1")
+    second = await api(acquire, w=workspace, holder="worker-2")
+    token = first["acquireLock"]["lease"]["fencingToken"]
+    held = await api(
+        """query($w: ID!, $t: Int!) { workspace(id: $w) {
+            locks { key holder fencingToken }
+            fencingTokenValid(key: "task-a", fencingToken: $t) } }""",
+        w=workspace,
+        t=token,
+    )
+    renewed = await api(
+        """mutation($w: ID!, $t: Int!) { renewLock(workspaceId: $w, key: "task-a",
+            holder: "worker-1", fencingToken: $t, ttlSeconds: 60) { acquired } }""",
+        w=workspace,
+        t=token,
+    )
+    released = await api(
+        """mutation($w: ID!, $t: Int!) {
+            releaseLock(workspaceId: $w, key: "task-a", holder: "worker-1", fencingToken: $t) }""",
+        w=workspace,
+        t=token,
+    )
+    third = await api(acquire, w=workspace, holder="worker-2")
+
+    assert first["acquireLock"]["acquired"] is True
+    assert second["acquireLock"] == {"acquired": False, "lease": None}
+    assert held["workspace"]["locks"] == [
+        {"key": "task-a", "holder": "worker-1", "fencingToken": token}
+    ]
+    assert held["workspace"]["fencingTokenValid"] is True
+    assert renewed["renewLock"]["acquired"] is True
+    assert released["releaseLock"] is True
+    assert third["acquireLock"]["lease"]["fencingToken"] == token + 1
+
+
+async def test_assets_and_logs_attach_to_a_task(api: Api) -> None:
+    workspace = await api.workspace_id()
+    await api(REGISTER, workspace=workspace, tasks=[task("a")])
+    await api(
+        """mutation($w: ID!) {
+            report: putAsset(workspaceId: $w, taskId: "a", name: "report", kind: MARKDOWN,
+                             body: "# Done") { name }
+            metrics: putAsset(workspaceId: $w, taskId: "a", name: "metrics", kind: JSON,
+                              body: "{\\"auc\\": 0.9}") { name } }""",
+        w=workspace,
+    )
+    lines = [{"seq": i, "text": f"line {i}", "loggedAt": "2026-01-01T00:00:00Z"} for i in range(3)]
+    append = """mutation($w: ID!, $lines: [LogLineInput!]!) {
+        appendLogs(workspaceId: $w, taskId: "a", lines: $lines) { appended } }"""
+    appended = await api(append, w=workspace, lines=lines)
+    again = await api(append, w=workspace, lines=lines)
+
+    data = await api(
+        """query($w: ID!) { workspace(id: $w) { task(taskId: "a") {
+            assets { name kind body data } logs(after: 0) { seq text } } } }""",
+        w=workspace,
+    )
+
+    assert appended["appendLogs"]["appended"] == 3
+    assert again["appendLogs"]["appended"] == 0
+    assert data["workspace"]["task"] == {
+        "assets": [
+            {"name": "metrics", "kind": "JSON", "body": None, "data": {"auc": 0.9}},
+            {"name": "report", "kind": "MARKDOWN", "body": "# Done", "data": None},
+        ],
+        "logs": [{"seq": 1, "text": "line 1"}, {"seq": 2, "text": "line 2"}],
+    }
+
+
+async def test_unknown_tasks_and_ids_are_client_errors(api: Api) -> None:
+    workspace = await api.workspace_id()
+
+    unknown = await api.error(
+        RECORD, workspace=workspace, events=[event_input("e", "TASK_RUNNING", "ghost")]
+    )
+    not_an_id = await api.error('{ workspace(id: "bad") { id } }')
+    build_as_workspace = await api.error(
+        "mutation($b: ID!) { finishBuild(buildId: $b, status: FAILED) { id } }", b=workspace
+    )
+
+    assert "ghost" in unknown.message
+    assert unknown.extensions == {"code": "NOT_FOUND"}
+    assert "GlobalID" in not_an_id.message
+    assert "is a Workspace id, not a Build id" in build_as_workspace.message
+
+
+async def test_a_foreign_workspace_reads_exactly_like_a_missing_one(
+    api: Api, engine: AsyncEngine
+) -> None:
+    mine = await api.workspace_id()
+    await api(REGISTER, workspace=mine, tasks=[task("a")])
+    task_id = (
+        await api('query($w: ID!) { workspace(id: $w) { task(taskId: "a") { id } } }', w=mine)
+    )["workspace"]["task"]["id"]
+    stranger = Api(api.sessions, Identity(uuid.uuid4(), frozenset({uuid.uuid4()})), api.notifier)
+    missing = "V29ya3NwYWNlOjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMA=="
+
+    assert await stranger("{ organizations { slug } }") == {"organizations": []}
+    for workspace in (mine, missing):
+        assert await stranger("query($w: ID!) { workspace(id: $w) { id } }", w=workspace) == {
+            "workspace": None
+        }
+        error = await stranger.error(REGISTER, workspace=workspace, tasks=[task("x")])
+        assert error.message.startswith("no workspace")
+        assert error.extensions == {"code": "NOT_FOUND"}
+    assert await stranger("query($t: ID!) { node(id: $t) { id } }", t=task_id) == {"node": None}
+
+
+async def test_guards_refuse_deep_aliased_and_oversized_operations(api: Api) -> None:
+    deep = (
+        '{ node(id: "x") { '
+        + "... on Task { dependencies { " * MAX_DEPTH
+        + "taskId"
+        + " } }" * MAX_DEPTH
+        + " } }"
+    )
+    aliased = "{ " + " ".join(f"a{i}: viewer {{ email }}" for i in range(MAX_ALIASES + 1)) + " }"
+    huge = "{ viewer { " + "email " * 6000 + "} }"
+    workspace = await api.workspace_id()
+
+    errors = [await api.error(query) for query in (deep, aliased, huge)]
+    batch = await api.error(
+        REGISTER, workspace=workspace, tasks=[task(f"t{i}") for i in range(5001)]
+    )
+
+    assert "exceeds maximum operation depth" in errors[0].message
+    assert "aliases found" in errors[1].message
+    assert "token" in errors[2].message.lower()
+    assert "5001 tasks in one request; send at most 5000" in batch.message
+
+
+async def test_an_unexpected_error_is_masked_with_the_request_id_and_logged(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_sessions() -> Any:
+        raise RuntimeError("secret detail: password=hunter2")
+
+    context = Context(broken_sessions, api.identity, api.notifier, request_id="req-42")  # type: ignore[arg-type]
+
+    result = await schema.execute("{ organizations { slug } }", context_value=context)
+
+    assert result.errors is not None
+    error = result.errors[0]
+    assert error.message == (
+        "Internal server error (request id req-42): the server log has the details"
+    )
+    assert error.extensions == {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-42"}
+    assert "hunter2" not in str(result.errors)
+    logged = [r for r in caplog.records if r.name == "stardag.registry"]
+    assert len(logged) == 1
+    assert "req-42" in logged[0].getMessage()
+    assert logged[0].exc_info is not None
+
+
+async def test_related_objects_load_in_a_constant_number_of_queries(
+    api: Api, engine: AsyncEngine
+) -> None:
+    workspace = await api.workspace_id()
+    query = """query($w: ID!) { workspace(id: $w) { tasks(first: 100) { nodes {
+        taskId dependencies { taskId } dependents { taskId } assets { name } } } } }"""
+
+    async def statements_for(width: int) -> int:
+        tasks = [task(f"w{width}-root")] + [
+            task(f"w{width}-{i}", "step", f"w{width}-root") for i in range(width)
+        ]
+        await api(REGISTER, workspace=workspace, tasks=tasks)
+        with counting(engine) as count:
+            await api(query, w=workspace)
+        return count()
+
+    assert await statements_for(3) == await statements_for(30)
+
+
+@contextmanager
+def counting(engine: AsyncEngine) -> Iterator[Callable[[], int]]:
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements.__len__
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
