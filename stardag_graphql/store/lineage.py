@@ -1,26 +1,33 @@
 """Task lineage: a task's transitive upstream or downstream, each one recursive CTE.
 
-The recursion walks `(row id, depth)` pairs with `UNION`, which collapses duplicate pairs,
-and stops at a depth bound: the least of `max_depth`, `max_nodes + 1` and the number of tasks
-in the workspace (no shortest path is longer), so a cycle terminates. The outer query keeps
-each node's smallest depth and fetches one node more than `max_nodes` to detect truncation.
-A node reachable along paths of many lengths yields one row per length, so the work grows
-with nodes times depth bound, not with the number of paths.
+Two walks, both cycle-safe:
+
+- With a `max_depth` up to `MAX_WALKED_DEPTH`, the recursion walks `(row id, depth)` pairs
+  with `UNION` and stops at that depth; the outer query keeps each node's smallest depth. A
+  node reachable along paths of several lengths yields a row per length, so the work is at
+  most nodes times depth: small for the shallow lineages a depth is asked for.
+- Otherwise the recursion walks row ids alone with `UNION`, so each node is visited once
+  however many paths reach it, and the query returns the closure's edges. Shortest depths
+  come from a breadth-first pass over those edges in Python, linear in the closure's size.
+
+Both keep the `max_nodes` nearest nodes (by depth, then task id) and say when they cut.
 """
 
 import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Integer, func, literal_column, select
+from sqlalchemy import Integer, String, func, literal_column, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import InstrumentedAttribute
 
 from stardag_graphql.errors import InvalidInputError
 from stardag_graphql.models import Task, TaskDependency, TaskStatus
-from stardag_graphql.store.tasks import task_pks
+from stardag_graphql.store.tasks import BATCH_SIZE, task_pks
 
 MAX_NODES_LIMIT = 10_000
+# Deeper than this, the closure walk (each node once) beats the depth walk (a row per length).
+MAX_WALKED_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -93,12 +100,30 @@ async def _lineage(
         near, far = TaskDependency.downstream_pk, TaskDependency.upstream_pk
     else:
         near, far = TaskDependency.upstream_pk, TaskDependency.downstream_pk
-    # The nearest `max_nodes + 1` nodes lie within that many edges, as every depth up to a
-    # node's own holds one node at least; the workspace's task count bounds a cycle's walk.
-    bound = max_nodes + 1 if max_depth is None else min(max_depth, max_nodes + 1)
-    task_count = (
-        select(func.count()).select_from(Task).where(Task.workspace_id == workspace_id)
-    ).scalar_subquery()
+    if max_depth is None or max_depth > MAX_WALKED_DEPTH:
+        nearest = await _closure_depths(session, workspace_id, root_pk, near, far)
+        if max_depth is not None:
+            nearest = {pk: depth for pk, depth in nearest.items() if depth <= max_depth}
+    else:
+        nearest = await _bounded_depths(session, workspace_id, root_pk, near, far, max_depth)
+    nodes, truncated = await _nearest_nodes(session, nearest, max_nodes)
+    kept = {root_pk: task_id, **{node.pk: node.task_id for node in nodes}}
+    return Lineage(
+        root=task_id,
+        nodes=nodes,
+        edges=await _edges(session, workspace_id, kept),
+        truncated=truncated,
+    )
+
+
+async def _bounded_depths(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    root_pk: uuid.UUID,
+    near: InstrumentedAttribute[uuid.UUID],
+    far: InstrumentedAttribute[uuid.UUID],
+    max_depth: int,
+) -> dict[uuid.UUID, int]:
     walk = (
         select(far.label("pk"), literal_column("1", Integer).label("depth"))
         .where(TaskDependency.workspace_id == workspace_id, near == root_pk)
@@ -107,52 +132,96 @@ async def _lineage(
     walk = walk.union(
         select(far, walk.c.depth + literal_column("1", Integer))
         .join(walk, near == walk.c.pk)
-        .where(
-            TaskDependency.workspace_id == workspace_id,
-            walk.c.depth < bound,
-            walk.c.depth < task_count,
-        )
-    )
-    nearest = (
-        select(walk.c.pk, func.min(walk.c.depth).label("depth"))
-        .where(walk.c.pk != root_pk)
-        .group_by(walk.c.pk)
-        .subquery()
+        .where(TaskDependency.workspace_id == workspace_id, walk.c.depth < max_depth)
     )
     rows = await session.execute(
-        select(Task.id, Task.task_id, Task.namespace, Task.name, Task.status, nearest.c.depth)
-        .join(nearest, nearest.c.pk == Task.id)
-        .order_by(nearest.c.depth, Task.task_id)
-        .limit(max_nodes + 1)
+        select(walk.c.pk, func.min(walk.c.depth)).where(walk.c.pk != root_pk).group_by(walk.c.pk)
     )
-    fetched = rows.all()
-    kept = fetched[:max_nodes]
-    nodes = [
-        LineageNode(row.id, row.task_id, row.namespace, row.name, row.status, row.depth)
-        for row in kept
-    ]
-    return Lineage(
-        root=task_id,
-        nodes=nodes,
-        edges=await _edges(session, workspace_id, [root_pk, *(row.id for row in kept)]),
-        truncated=len(fetched) > max_nodes,
+    return dict(rows.all())
+
+
+async def _closure_depths(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    root_pk: uuid.UUID,
+    near: InstrumentedAttribute[uuid.UUID],
+    far: InstrumentedAttribute[uuid.UUID],
+) -> dict[uuid.UUID, int]:
+    walk = (
+        select(far.label("pk"))
+        .where(TaskDependency.workspace_id == workspace_id, near == root_pk)
+        .cte("closure", recursive=True)
     )
+    walk = walk.union(
+        select(far).join(walk, near == walk.c.pk).where(TaskDependency.workspace_id == workspace_id)
+    )
+    # The closure's edges can number hundreds of thousands: read the ids as text (hex), not
+    # as UUID objects, which costs several times the query itself on SQLite.
+    edges = await session.execute(
+        select(type_coerce(near, String), type_coerce(far, String)).where(
+            TaskDependency.workspace_id == workspace_id,
+            or_(near == root_pk, near.in_(select(walk.c.pk))),
+        )
+    )
+    following: dict[str, list[str]] = {}
+    for here, there in edges:
+        following.setdefault(_hex(here), []).append(_hex(there))
+    depths = {root_pk.hex: 0}
+    frontier = [root_pk.hex]
+    while frontier:
+        reached = []
+        for here in frontier:
+            for there in following.get(here, ()):
+                if there not in depths:
+                    depths[there] = depths[here] + 1
+                    reached.append(there)
+        frontier = reached
+    del depths[root_pk.hex]
+    return {uuid.UUID(hex=key): depth for key, depth in depths.items()}
+
+
+def _hex(value: object) -> str:
+    """A row id as 32 hex digits, as SQLite stores it (PostgreSQL's driver gives a UUID)."""
+    return value.hex if isinstance(value, uuid.UUID) else str(value).replace("-", "")
+
+
+async def _nearest_nodes(
+    session: AsyncSession, depths: dict[uuid.UUID, int], max_nodes: int
+) -> tuple[list[LineageNode], bool]:
+    """The `max_nodes` nodes nearest by (depth, task id), and whether any were left out."""
+    if not depths:
+        return [], False
+    ranked = sorted(depths.values())
+    # Every node nearer than the cut's depth is kept; ties at that depth go by task id.
+    cut = ranked[min(max_nodes, len(ranked)) - 1]
+    candidates = [pk for pk, depth in depths.items() if depth <= cut]
+    found: list[LineageNode] = []
+    for start in range(0, len(candidates), BATCH_SIZE):
+        rows = await session.execute(
+            select(Task.id, Task.task_id, Task.namespace, Task.name, Task.status).where(
+                Task.id.in_(candidates[start : start + BATCH_SIZE])
+            )
+        )
+        found.extend(
+            LineageNode(row.id, row.task_id, row.namespace, row.name, row.status, depths[row.id])
+            for row in rows
+        )
+    found.sort(key=lambda node: (node.depth, node.task_id))
+    return found[:max_nodes], len(depths) > max_nodes
 
 
 async def _edges(
-    session: AsyncSession, workspace_id: uuid.UUID, pks: list[uuid.UUID]
+    session: AsyncSession, workspace_id: uuid.UUID, task_ids: dict[uuid.UUID, str]
 ) -> list[tuple[str, str]]:
-    up, down = aliased(Task), aliased(Task)
-    rows = await session.execute(
-        select(up.task_id, down.task_id)
-        .select_from(TaskDependency)
-        .join(up, up.id == TaskDependency.upstream_pk)
-        .join(down, down.id == TaskDependency.downstream_pk)
-        .where(
-            TaskDependency.workspace_id == workspace_id,
-            TaskDependency.upstream_pk.in_(pks),
-            TaskDependency.downstream_pk.in_(pks),
+    """The dependencies among the tasks `task_ids` (row id to task id), as task id pairs."""
+    pks = list(task_ids)
+    edges: list[tuple[str, str]] = []
+    for start in range(0, len(pks), BATCH_SIZE):
+        rows = await session.execute(
+            select(TaskDependency.upstream_pk, TaskDependency.downstream_pk).where(
+                TaskDependency.workspace_id == workspace_id,
+                TaskDependency.upstream_pk.in_(pks[start : start + BATCH_SIZE]),
+            )
         )
-        .order_by(up.task_id, down.task_id)
-    )
-    return [(upstream_id, downstream_id) for upstream_id, downstream_id in rows]
+        edges.extend((task_ids[up], task_ids[down]) for up, down in rows if down in task_ids)
+    return sorted(edges)

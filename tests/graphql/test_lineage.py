@@ -3,10 +3,11 @@
 import uuid
 
 import pytest
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stardag_graphql.errors import UnknownTaskError
-from stardag_graphql.models import TaskDependency, TaskStatus
+from stardag_graphql.models import Task, TaskDependency, TaskStatus
 from stardag_graphql.store.lineage import Lineage, downstream, upstream
 from stardag_graphql.store.tasks import TaskRegistration, register_tasks
 from tests.graphql.conftest import make_workspace
@@ -187,3 +188,75 @@ async def test_limits_are_validated(
 
     with pytest.raises(ValueError, match=message):
         await upstream(session, workspace, "root", max_depth=max_depth, max_nodes=max_nodes)
+
+
+async def test_a_100k_task_graph_with_a_cycle_answers_nearest_first(
+    session: AsyncSession,
+) -> None:
+    workspace = await make_workspace(session)
+    layers, width = 1000, 100
+    # Task (layer, i) needs (layer - 1, i) and (layer - 1, i + 1): a lattice of 100,000 tasks.
+    ids = [[f"L{layer:04d}-{i:02d}" for i in range(width)] for layer in range(layers)]
+    pks = {task_id: uuid.uuid4() for row in ids for task_id in row}
+    needs = {
+        ids[layer][i]: [ids[layer - 1][i], ids[layer - 1][(i + 1) % width]]
+        for layer in range(1, layers)
+        for i in range(width)
+    }
+    top = ids[-1][0]
+    needs[ids[0][0]] = [top]  # closes a cycle through the whole graph
+    await session.execute(
+        insert(Task),
+        [
+            {
+                "id": pk,
+                "workspace_id": workspace,
+                "task_id": task_id,
+                "name": "node",
+                "parameters": {},
+            }
+            for task_id, pk in pks.items()
+        ],
+    )
+    await session.execute(
+        insert(TaskDependency),
+        [
+            {"upstream_pk": pks[up], "downstream_pk": pks[down], "workspace_id": workspace}
+            for down, ups in needs.items()
+            for up in ups
+        ],
+    )
+    await session.commit()
+    # As autovacuum would after a load this size: without statistics, plans are guesses.
+    await session.execute(text("ANALYZE"))
+    nearest = breadth_first(needs, top)
+    near = await upstream(session, workspace, top, max_depth=5, max_nodes=10_000)
+    capped = await upstream(session, workspace, top, max_depth=None, max_nodes=1000)
+    down = await downstream(session, workspace, ids[0][0], max_depth=3, max_nodes=10_000)
+
+    assert depths(near) == [node for node in nearest if node[1] <= 5]
+    assert len(near.nodes) == 2 + 3 + 4 + 5 + 6
+    assert not near.truncated
+    assert capped.truncated
+    assert depths(capped) == nearest[:1000]
+    needed_by: dict[str, list[str]] = {}
+    for task_id, ups in needs.items():
+        for up in ups:
+            needed_by.setdefault(up, []).append(task_id)
+    assert depths(down) == [node for node in breadth_first(needed_by, ids[0][0]) if node[1] <= 3]
+
+
+def breadth_first(needs: dict[str, list[str]], root: str) -> list[tuple[str, int]]:
+    """Every task `root` needs with its shortest distance, sorted by (depth, task id)."""
+    seen = {root: 0}
+    frontier = [root]
+    while frontier:
+        following = []
+        for task_id in frontier:
+            for up in needs.get(task_id, ()):
+                if up not in seen:
+                    seen[up] = seen[task_id] + 1
+                    following.append(up)
+        frontier = following
+    del seen[root]
+    return sorted(seen.items(), key=lambda item: (item[1], item[0]))

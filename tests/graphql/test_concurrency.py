@@ -1,0 +1,83 @@
+"""Many writers at once: processes sharing one SQLite file, and concurrent requests."""
+
+import asyncio
+import multiprocessing
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from stardag_graphql.database import create_engine, create_sessionmaker
+from stardag_graphql.migrations import ensure_schema
+from stardag_graphql.models import Event, EventKind, Task, TaskStatus
+from stardag_graphql.settings import Settings
+from stardag_graphql.store.tasks import EventRecord, TaskRegistration, record_events, register_tasks
+from stardag_graphql.store.tenancy import ensure_local_identity, workspace_ids
+
+WRITERS = 8
+ROUNDS = 10
+
+
+def write(database_url: str, writer: int) -> None:
+    """One writer process: register tasks and record their events, a transaction per round."""
+    asyncio.run(_write(database_url, writer))
+
+
+async def _write(database_url: str, writer: int) -> None:
+    engine = create_engine(Settings(database_url=database_url))
+    sessions = create_sessionmaker(engine)
+    try:
+        async with sessions() as session:
+            identity = await ensure_local_identity(session)
+            (workspace,) = await workspace_ids(session, identity)
+        for round_ in range(ROUNDS):
+            task_id = f"w{writer}-r{round_}"
+            async with sessions() as session, session.begin():
+                await register_tasks(
+                    session,
+                    workspace,
+                    [TaskRegistration(task_id, "step"), TaskRegistration("shared", "step")],
+                )
+            async with sessions() as session, session.begin():
+                await record_events(
+                    session,
+                    workspace,
+                    [
+                        EventRecord(
+                            f"{task_id}-done",
+                            EventKind.TASK_COMPLETED,
+                            datetime.now(UTC),
+                            task_id=task_id,
+                        )
+                    ],
+                )
+    finally:
+        await engine.dispose()
+
+
+async def test_eight_processes_write_one_sqlite_file_without_locking_errors(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
+    await ensure_schema(Settings(database_url=url))
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=write, args=(url, n)) for n in range(WRITERS)]
+
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+
+    assert [process.exitcode for process in processes] == [0] * WRITERS
+    engine = create_engine(Settings(database_url=url))
+    try:
+        async with engine.connect() as connection:
+            tasks = await connection.scalar(select(func.count()).select_from(Task))
+            events = await connection.scalar(select(func.count()).select_from(Event))
+            completed = await connection.scalar(
+                select(func.count()).where(Task.status == TaskStatus.COMPLETED)
+            )
+    finally:
+        await engine.dispose()
+    assert tasks == WRITERS * ROUNDS + 1
+    assert events == completed == WRITERS * ROUNDS
