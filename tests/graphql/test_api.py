@@ -1,9 +1,11 @@
 """The registry's GraphQL API through `schema.execute`, on SQLite and PostgreSQL."""
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -566,3 +568,15 @@ def counting(engine: AsyncEngine) -> Iterator[Callable[[], int]]:
         yield statements.__len__
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_the_readme_query_runs(api: Api) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (query,) = re.findall(r"```graphql\n(.*?)```", readme, re.DOTALL)
+    workspace = await api.workspace_id()
+    await api(REGISTER, workspace=workspace, tasks=[task("a", "fit", model={"depth": 3})])
+    await api(RECORD, workspace=workspace, events=[event_input("e", "TASK_FAILED", "a")])
+
+    data = await api(query, workspace=workspace)
+
+    assert [edge["node"]["taskId"] for edge in data["workspace"]["tasks"]["edges"]] == ["a"]
