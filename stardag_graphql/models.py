@@ -53,6 +53,11 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    @property
+    def python_type(self) -> type[datetime]:
+        """Values are `datetime`s (keyset cursors decode by this)."""
+        return datetime
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         """Store UTC; refuse naive datetimes, whose meaning is ambiguous."""
         if value is None:

@@ -35,7 +35,9 @@ class TaskInput:
     name: str
     namespace: str = ""
     version: str = ""
-    parameters: JSON = strawberry.field(default_factory=dict)
+    parameters: JSON | None = strawberry.field(
+        default=None, description="A JSON object (none: no parameters)."
+    )
     output_uri: str | None = None
     dependencies: list[str] = strawberry.field(
         default_factory=list, description="The task ids this task needs (registered too)."
@@ -49,7 +51,7 @@ class EventInput:
     occurred_at: datetime
     task_id: str | None = None
     build_id: GlobalID | None = None
-    payload: JSON = strawberry.field(default_factory=dict)
+    payload: JSON | None = strawberry.field(default=None, description="A JSON object.")
 
 
 @strawberry.input(description="A log line; `seq` numbers the task's lines, so resending is safe.")
@@ -283,7 +285,8 @@ def _registration(task: TaskInput) -> task_store.TaskRegistration:
             raise InvalidInputError(
                 f"task id must be 1 to {MAX_TASK_ID_LENGTH} characters, got {task_id!r}"
             )
-    if not isinstance(task.parameters, dict):
+    parameters: object = {} if task.parameters is None else task.parameters
+    if not isinstance(parameters, dict):
         raise InvalidInputError(
             f"parameters of task {task.task_id} must be a JSON object, got {task.parameters!r}"
         )
@@ -294,7 +297,7 @@ def _registration(task: TaskInput) -> task_store.TaskRegistration:
         name=task.name,
         namespace=task.namespace,
         version=task.version,
-        parameters=task.parameters,
+        parameters=parameters,
         output_uri=task.output_uri,
         dependencies=task.dependencies,
     )
@@ -305,19 +308,16 @@ def _event(event: EventInput) -> task_store.EventRecord:
         raise InvalidInputError(
             f"eventId must be 1 to {MAX_TASK_ID_LENGTH} characters, got {event.event_id!r}"
         )
-    if not isinstance(event.payload, dict):
+    payload: object = {} if event.payload is None else event.payload
+    if not isinstance(payload, dict):
         raise InvalidInputError(f"payload of event {event.event_id} must be a JSON object")
-    if event.occurred_at.tzinfo is None:
-        raise InvalidInputError(
-            f"occurredAt of event {event.event_id} needs a timezone, got {event.occurred_at}"
-        )
     return task_store.EventRecord(
         event_id=event.event_id,
         kind=event.kind,
         occurred_at=event.occurred_at,
         task_id=event.task_id,
         build_id=row_id(event.build_id, "Build") if event.build_id else None,
-        payload=event.payload,
+        payload=payload,
     )
 
 

@@ -10,10 +10,12 @@ client as a message with the request's id, so an operator can find it in the log
 
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 
 import strawberry
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
+from sqlalchemy.exc import DataError
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -21,14 +23,18 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.relay import GlobalIDValueError, Node
-from strawberry.types.execution import ExecutionContext, ExecutionResult
+from strawberry.types.execution import (
+    ExecutionContext,
+    ExecutionResult,
+    StreamExecutionResult,
+)
 
 from stardag_graphql.context import Context
 from stardag_graphql.errors import RegistryError
 from stardag_graphql.mutations import Mutation
 from stardag_graphql.store import tenancy
 from stardag_graphql.subscriptions import Subscription
-from stardag_graphql.types import Info, Organization, User, Workspace
+from stardag_graphql.types import Info, Organization, User, UTCDateTimeScalar, Workspace
 
 logger = logging.getLogger("stardag.registry")
 
@@ -65,23 +71,52 @@ class Query:
 
 
 class MaskUnexpectedErrors(SchemaExtension):
-    """Keep client errors readable; log any other in full and show only the request id."""
+    """Keep client errors readable; log any other in full and show only the request id.
+
+    A websocket sends each result as it comes (`on_stream_result`); HTTP sends the result of
+    the whole operation (`on_operation`).
+    """
+
+    def __init__(self) -> None:
+        self._streamed = False
 
     def on_operation(self) -> Iterator[None]:
-        """Rewrite the errors of the finished operation."""
+        """Rewrite the errors of the finished operation, unless they were streamed."""
         yield
-        result = self.execution_context.result
+        if not self._streamed:
+            self._rewrite(self.execution_context.result)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        """Rewrite the errors of a result before the websocket sends it."""
+        self._streamed = True
+        self._rewrite(result)
+        yield
+
+    def _rewrite(self, result: object) -> None:
         if isinstance(result, ExecutionResult | GraphQLExecutionResult) and result.errors:
             result.errors = [self._shown(error) for error in result.errors]
 
     def _shown(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
-        if original is None or isinstance(original, GraphQLError):
+        # Located in the document but not on a result path, the error came from validation:
+        # a literal the client wrote is invalid (even when a scalar's parser raised it).
+        validation = error.path is None and bool(error.nodes)
+        if original is None or isinstance(original, GraphQLError) or validation:
             return error
         if isinstance(original, RegistryError):
             return _with_code(error, original.code)
         if isinstance(original, GlobalIDValueError):
             return _with_code(error, "BAD_USER_INPUT")
+        if isinstance(original, DataError):
+            # The database refused a value the client sent (a NUL character, a number out of
+            # range): say which, without the statement.
+            reason = str(original.orig).splitlines()[0]
+            return GraphQLError(
+                f"the database cannot store a value of this request: {reason}",
+                nodes=error.nodes,
+                path=error.path,
+                extensions={"code": "BAD_USER_INPUT"},
+            )
         context = self.execution_context.context
         request_id = context.request_id if isinstance(context, Context) else "unknown"
         logger.error(
@@ -120,6 +155,7 @@ class RegistrySchema(strawberry.Schema):
 
 schema = RegistrySchema(
     query=Query,
+    scalar_overrides={datetime: UTCDateTimeScalar},
     mutation=Mutation,
     subscription=Subscription,
     extensions=[

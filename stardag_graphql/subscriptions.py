@@ -87,7 +87,8 @@ class Subscription:
         self, info: Info, workspace_id: GlobalID
     ) -> AsyncGenerator[Task, None]:
         workspace = await workspace_pk(info, workspace_id)
-        since = (models.utcnow(), uuid.UUID(int=0))
+        # Changes from before the subscription are not news; later ones may commit late.
+        start = since = (models.utcnow(), uuid.UUID(int=0))
         sent: OrderedDict[tuple[uuid.UUID, datetime], None] = OrderedDict()
         while True:
             async with info.context.sessions() as session:
@@ -98,8 +99,9 @@ class Subscription:
                         session, workspace, _behind(since), MAX_REMEMBERED
                     )
             for row in rows:
-                since = max(since, (row.updated_at, row.id))
-                if _remember(sent, (row.id, row.updated_at)):
+                key = (row.updated_at, row.id)
+                since = max(since, key)
+                if key > start and _remember(sent, (row.id, row.updated_at)):
                     yield Task.from_row(row)
             if caught_up:
                 await info.context.notifier.wait(workspace, POLL_SECONDS)

@@ -8,7 +8,7 @@ the caller's organizations, and `node(id)` checks that too: a foreign id reads a
 import enum
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Self, TypeVar
 
 import strawberry
@@ -46,6 +46,31 @@ strawberry.enum(models.BuildStatus, description="Where a build is in its life.")
 strawberry.enum(models.TaskStatus, description="A task's status, from its latest event.")
 strawberry.enum(models.EventKind, description="What an event reports.")
 strawberry.enum(models.AssetKind, description="The format of an asset.")
+
+
+def _parse_datetime(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an ISO 8601 date and time, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an ISO 8601 date and time, e.g. 2026-11-22T10:30:00Z"
+        ) from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no timezone: add one, e.g. {value}Z for UTC")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value!r} is out of range once converted to UTC") from None
+
+
+UTCDateTimeScalar = strawberry.scalar(
+    name="DateTime",
+    description="An ISO 8601 date and time with a timezone; answers are in UTC.",
+    serialize=lambda value: value.isoformat(),
+    parse_value=_parse_datetime,
+)
 
 
 @strawberry.type(description="Where a page of a connection ends, and whether more follow.")

@@ -27,6 +27,7 @@ Scalar = str | int | float | bool | None
 AUTOCOMPLETE_SCAN = 10_000
 MAX_SUGGESTIONS = 50
 MAX_PATH_DEPTH = 8
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 TASK_ORDERINGS = {
     "created_at": (Task.created_at, Task.id),
@@ -204,6 +205,9 @@ def _json_equals(keys: list[str], value: Scalar) -> ColumnElement[bool]:
     if isinstance(value, bool):
         return kind == ("true" if value else "false")
     extracted = func.json_extract(Task.parameters, path)
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        # SQLite's integers are 64-bit; a larger JSON integer is stored as a real.
+        return and_(kind == "real", extracted == float(value))
     if isinstance(value, str):
         return and_(kind == "text", extracted == value)
     return and_(kind.in_(["integer", "real"]), extracted == value)
@@ -211,7 +215,7 @@ def _json_equals(keys: list[str], value: Scalar) -> ColumnElement[bool]:
 
 def _split(path: str) -> list[str]:
     keys = path.split(".")
-    if any(not key for key in keys) or len(keys) > MAX_PATH_DEPTH:
+    if any(not key or "\x00" in key for key in keys) or len(keys) > MAX_PATH_DEPTH:
         raise InvalidInputError(
             f"parameter path {path!r} is not a dotted path of up to {MAX_PATH_DEPTH} names, "
             "e.g. 'limit' or 'model.depth'"

@@ -143,12 +143,6 @@ async def test_a_build_is_recorded_and_read_back_over_http(server: str) -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG store/pages.py: Ordering.decode returns a datetime key as its ISO string "
-    "(UTCDateTime.python_type is object); the next page after a cursor compares text with "
-    "timestamps: SQLite answers the first page again, PostgreSQL fails (timestamptz < varchar)",
-)
 async def test_builds_page_newest_first_to_the_end(server: str) -> None:
     names: list[str] = []
     async with http_client(server) as http:
@@ -225,13 +219,6 @@ async def test_graphiql_is_served_to_a_browser(server: str) -> None:
     assert "javascript" in script.headers["content-type"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG mutations.py: TaskInput.parameters and EventInput.payload default to {} "
-    "(default_factory=dict), which graphql-core 3.3 cannot print as a literal, so introspection "
-    "fails with INTERNAL_SERVER_ERROR at __schema.types[].inputFields[].defaultValue: GraphiQL "
-    "gets no schema, and neither do clients that fetch it",
-)
 async def test_clients_read_the_schema_by_introspection(server: str) -> None:
     client = Client(
         transport=HTTPXAsyncTransport(url=f"{server}/graphql"), fetch_schema_from_transport=True
@@ -270,12 +257,6 @@ async def test_a_followed_build_streams_new_events_and_ends_when_finished(server
     assert rest[-1]["buildEvents"]["event"] == {"eventId": "e4", "kind": "TASK_COMPLETED"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG store/pages.py: Ordering.decode returns a datetime key as its ISO string "
-    "(UTCDateTime.python_type is object), so buildEvents(after=...) fails: str - timedelta "
-    "in subscriptions._behind on SQLite, timestamptz > varchar on PostgreSQL",
-)
 async def test_a_follower_resumes_after_the_cursor_it_last_received(server: str) -> None:
     async with http_client(server) as http, websocket_client(server) as ws:
         workspace = await workspace_id(http)
@@ -302,12 +283,6 @@ async def test_a_follower_resumes_after_the_cursor_it_last_received(server: str)
     assert event_ids(resumed) == ["e3", "e4"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG schema.py: MaskUnexpectedErrors rewrites errors only in on_operation, after "
-    "a stream's results were sent: over the websocket errors lose their code and unexpected "
-    "ones reach the client unmasked (exception text, SQL and parameters)",
-)
 async def test_following_an_unknown_build_is_a_client_error(server: str) -> None:
     unknown = base64.b64encode(f"Build:{uuid.UUID(int=0)}".encode()).decode()
     async with websocket_client(server) as ws:
@@ -320,12 +295,6 @@ async def test_following_an_unknown_build_is_a_client_error(server: str) -> None
     assert refused.value.errors[0]["extensions"] == {"code": "NOT_FOUND"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG schema.py: MaskUnexpectedErrors rewrites errors only in on_operation, after "
-    "a stream's results were sent: over the websocket errors lose their code and unexpected "
-    "ones reach the client unmasked (exception text, SQL and parameters)",
-)
 async def test_an_unexpected_error_in_a_subscription_is_masked(
     server: str, database_url: str
 ) -> None:
@@ -367,12 +336,6 @@ async def test_a_status_change_reaches_the_workspace_subscription(server: str) -
     assert failed == {"taskId": "train", "status": "FAILED"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG subscriptions.py task_status_changed: its first read goes OVERLAP (2 s) behind "
-    "the subscription's start with nothing sent yet, so tasks changed (even just registered) "
-    "up to 2 s before subscribing are sent, despite 'from now on'",
-)
 async def test_the_workspace_subscription_starts_from_now(server: str) -> None:
     async with http_client(server) as http, websocket_client(server) as ws:
         workspace = await workspace_id(http)
