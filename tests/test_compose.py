@@ -1,0 +1,73 @@
+"""docker-compose.yml is valid for the Compose client, and deploys what the README promises."""
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).parents[1]
+
+
+def compose(*args: str, password: str | None) -> subprocess.CompletedProcess[str]:
+    """Run the Compose client (the `docker compose` plugin, else `docker-compose`) here."""
+    if shutil.which("docker") and _has_plugin():
+        command = ["docker", "compose", *args]
+    elif shutil.which("docker-compose"):
+        command = ["docker-compose", *args]
+    else:
+        pytest.fail("no Compose client: apt-get install docker-compose (CI installs it)")
+    environment = {"PATH": "/usr/bin:/bin:/usr/local/bin"}
+    if password is not None:
+        environment["STARDAG_DB_PASSWORD"] = password
+    return subprocess.run(
+        command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False
+    )
+
+
+def _has_plugin() -> bool:
+    found = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return found.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    """The resolved Compose configuration."""
+    resolved = compose("config", password="s3cret")
+    assert resolved.returncode == 0, resolved.stderr
+    loaded: dict[str, Any] = yaml.safe_load(resolved.stdout)
+    return loaded
+
+
+def test_postgresql_keeps_its_data_in_a_volume_and_reports_health(config: dict[str, Any]) -> None:
+    postgres = config["services"]["postgres"]
+
+    assert postgres["image"].startswith("postgres:15")
+    assert "pgdata:/var/lib/postgresql/data" in postgres["volumes"][0]
+    assert "pgdata" in config["volumes"]
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+
+
+def test_the_registry_migrates_then_serves_on_loopback_once_postgresql_is_healthy(
+    config: dict[str, Any],
+) -> None:
+    registry = config["services"]["registry"]
+    command = " ".join(registry["command"])
+
+    assert registry["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert command.index("stardag db upgrade") < command.index("stardag serve")
+    assert "--host 127.0.0.1" in command
+    assert registry["environment"]["STARDAG_DATABASE_URL"] == (
+        "postgresql+psycopg://stardag:s3cret@127.0.0.1:5433/stardag"
+    )
+    assert "/healthz" in " ".join(registry["healthcheck"]["test"])
+    assert (ROOT / "Dockerfile").is_file()
+
+
+def test_the_database_password_has_no_default() -> None:
+    refused = compose("config", password=None)
+
+    assert refused.returncode != 0
+    assert "set STARDAG_DB_PASSWORD" in refused.stderr
