@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 
 from stardag_graphql import models
+from stardag_graphql.errors import ForbiddenError
 from stardag_graphql.notify import Notifier
+from stardag_graphql.permissions import Action, allowed
 from stardag_graphql.store.assets import assets_of
 from stardag_graphql.store.rows import rows_by_id
 from stardag_graphql.store.tasks import dependencies, dependents
@@ -46,14 +48,26 @@ class Context:
     notifier: Notifier
     request_id: str
     loaders: Loaders = field(init=False)
-    _workspace_ids: set[uuid.UUID] | None = field(init=False, default=None)
+    _workspaces: dict[uuid.UUID, uuid.UUID] | None = field(init=False, default=None)
 
-    async def workspace_ids(self) -> set[uuid.UUID]:
-        """The ids of the workspaces the caller may see (read once per request)."""
-        if self._workspace_ids is None:
+    async def workspace_ids(self) -> dict[uuid.UUID, uuid.UUID]:
+        """The workspaces the caller reaches, each to its organization (read once a request)."""
+        if self._workspaces is None:
             async with self.sessions() as session:
-                self._workspace_ids = await workspace_ids(session, self.identity)
-        return self._workspace_ids
+                self._workspaces = await workspace_ids(session, self.identity)
+        return self._workspaces
+
+    async def require(self, workspace_id: uuid.UUID, action: Action) -> None:
+        """Refuse `action` in the workspace unless the permission table allows it the caller."""
+        organization = (await self.workspace_ids())[workspace_id]
+        role = self.identity.roles.get(organization)
+        api_key = self.identity.api_key_workspace is not None
+        if not allowed(role, action, api_key=api_key):
+            who = "an API key" if api_key else f"your role ({role or 'none'})"
+            raise ForbiddenError(
+                f"{who} may not {action.value.replace('_', ' ')} in this organization: "
+                "ask one of its owners or admins"
+            )
 
     def __post_init__(self) -> None:
         sessions = self.sessions

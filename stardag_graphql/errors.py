@@ -3,6 +3,7 @@
 ```
 RegistryError               a client's request cannot be served as asked
 ├── InvalidInputError       a value is out of range or malformed (also a ValueError)
+├── ForbiddenError          the caller's role does not allow the action
 └── NotFoundError           no such object, or not the caller's (also a LookupError)
     └── UnknownTaskError    a task id not registered in the workspace
 ServerConfigError           the server cannot start as configured
@@ -22,6 +23,12 @@ class InvalidInputError(RegistryError, ValueError):
     """A value out of range or malformed: the message names it and what is allowed."""
 
     code = "BAD_USER_INPUT"
+
+
+class ForbiddenError(RegistryError):
+    """The caller reaches the object but their role does not allow the action."""
+
+    code = "FORBIDDEN"
 
 
 class NotFoundError(RegistryError, LookupError):

@@ -18,12 +18,14 @@ from strawberry.scalars import JSON
 from stardag_graphql import models
 from stardag_graphql.errors import InvalidInputError, NotFoundError
 from stardag_graphql.ids import row_id
+from stardag_graphql.permissions import Action
+from stardag_graphql.store import apikeys as apikey_store
 from stardag_graphql.store import assets as asset_store
 from stardag_graphql.store import builds as build_store
 from stardag_graphql.store import locks as lock_store
 from stardag_graphql.store import logs as log_store
 from stardag_graphql.store import tasks as task_store
-from stardag_graphql.types import Asset, Build, Info
+from stardag_graphql.types import ApiKey, Asset, Build, Info
 
 MAX_BATCH = 5000
 MAX_TASK_ID_LENGTH = 64
@@ -99,6 +101,12 @@ class Lease:
 class LockResult:
     acquired: bool
     lease: Lease | None
+
+
+@strawberry.type(description="A new API key: `secret` is shown this once and never again.")
+class CreatedApiKey:
+    api_key: ApiKey
+    secret: str
 
 
 @strawberry.type
@@ -249,6 +257,20 @@ class Mutation:
             )
         return AppendLogsPayload(appended=appended)
 
+    @strawberry.mutation(description="Create a workspace API key (for CI and workers).")
+    async def create_api_key(self, info: Info, workspace_id: GlobalID, name: str) -> CreatedApiKey:
+        async with _writing(info, workspace_id, Action.MANAGE_API_KEYS) as (session, workspace):
+            created = await apikey_store.create_api_key(
+                session, workspace, name, info.context.identity.user_id
+            )
+        return CreatedApiKey(api_key=ApiKey.from_row(created.row), secret=created.secret)
+
+    @strawberry.mutation(description="Revoke an API key by its prefix; it stops working at once.")
+    async def revoke_api_key(self, info: Info, workspace_id: GlobalID, prefix: str) -> ApiKey:
+        async with _writing(info, workspace_id, Action.MANAGE_API_KEYS) as (session, workspace):
+            row = await apikey_store.revoke_api_key(session, workspace, prefix)
+        return ApiKey.from_row(row)
+
 
 async def workspace_pk(info: Info, workspace_id: GlobalID) -> uuid.UUID:
     """The row id of a workspace the caller may use; `NotFoundError` for any other."""
@@ -263,10 +285,12 @@ async def workspace_pk(info: Info, workspace_id: GlobalID) -> uuid.UUID:
 
 @asynccontextmanager
 async def _writing(
-    info: Info, workspace: GlobalID | uuid.UUID
+    info: Info, workspace: GlobalID | uuid.UUID, action: Action = Action.WRITE
 ) -> AsyncIterator[tuple[AsyncSession, uuid.UUID]]:
-    """A session on the caller's workspace that commits at the end, then wakes subscribers."""
+    """A session on the caller's workspace, if they may do `action` there, that commits at
+    the end, then wakes subscribers."""
     pk = workspace if isinstance(workspace, uuid.UUID) else await workspace_pk(info, workspace)
+    await info.context.require(pk, action)
     async with info.context.sessions() as session, session.begin():
         yield session, pk
     info.context.notifier.changed(pk)

@@ -47,7 +47,10 @@ MAX_TOKENS = 5000
 class Query:
     @strawberry.field(description="The caller.")
     async def viewer(self, info: Info) -> User | None:
-        row = await info.context.loaders.users.load(info.context.identity.user_id)
+        user_id = info.context.identity.user_id
+        if user_id is None:
+            return None
+        row = await info.context.loaders.users.load(user_id)
         return User.from_row(row) if row else None
 
     @strawberry.field(description="The caller's organizations, by slug.")

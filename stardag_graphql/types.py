@@ -162,6 +162,16 @@ class ApiKey:
     last_used_at: datetime | None
     revoked_at: datetime | None
 
+    @classmethod
+    def from_row(cls, row: models.ApiKey) -> Self:
+        return cls(
+            name=row.name,
+            prefix=row.prefix,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            revoked_at=row.revoked_at,
+        )
+
 
 @strawberry.type(description="A build lock: `holder` holds `key` until `expiresAt`.")
 class Lock:
@@ -651,16 +661,7 @@ class Workspace(Node):
     async def api_keys(self, info: Info) -> list[ApiKey]:
         async with info.context.sessions() as session:
             rows = await tenancy.api_keys(session, self.row_pk)
-        return [
-            ApiKey(
-                name=row.name,
-                prefix=row.prefix,
-                created_at=row.created_at,
-                last_used_at=row.last_used_at,
-                revoked_at=row.revoked_at,
-            )
-            for row in rows
-        ]
+        return [ApiKey.from_row(row) for row in rows]
 
     @strawberry.field(description="The workspace's builds, newest first.")
     async def builds(

@@ -8,6 +8,7 @@ and workspace, created on first start.
 """
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -32,10 +33,19 @@ LOCAL_WORKSPACE_SLUG = "default"
 
 @dataclass(frozen=True)
 class Identity:
-    """The caller: a user and the organizations they are a member of."""
+    """The caller: a user with a role in each of their organizations, or a workspace API key.
 
-    user_id: uuid.UUID
-    organization_ids: frozenset[uuid.UUID]
+    An API key acts for the user who created it (if any), within its workspace only.
+    """
+
+    user_id: uuid.UUID | None
+    roles: Mapping[uuid.UUID, Role]
+    api_key_workspace: uuid.UUID | None = None
+
+    @property
+    def organization_ids(self) -> frozenset[uuid.UUID]:
+        """The organizations the caller reaches."""
+        return frozenset(self.roles)
 
 
 async def ensure_local_identity(session: AsyncSession) -> Identity:
@@ -72,7 +82,7 @@ async def ensure_local_identity(session: AsyncSession) -> Identity:
         .on_conflict_do_nothing(index_elements=["organization_id", "slug"])
     )
     await session.commit()
-    return Identity(user_id, frozenset({organization_id}))
+    return Identity(user_id, {organization_id: Role.OWNER})
 
 
 async def organizations(session: AsyncSession, identity: Identity) -> list[Organization]:
@@ -108,12 +118,14 @@ async def workspace(
     )
 
 
-async def workspace_ids(session: AsyncSession, identity: Identity) -> set[uuid.UUID]:
-    """The ids of every workspace in the caller's organizations."""
-    rows = await session.scalars(
-        select(Workspace.id).where(Workspace.organization_id.in_(identity.organization_ids))
+async def workspace_ids(session: AsyncSession, identity: Identity) -> dict[uuid.UUID, uuid.UUID]:
+    """Every workspace the caller reaches, mapped to its organization."""
+    statement = select(Workspace.id, Workspace.organization_id).where(
+        Workspace.organization_id.in_(identity.organization_ids)
     )
-    return set(rows)
+    if identity.api_key_workspace is not None:
+        statement = statement.where(Workspace.id == identity.api_key_workspace)
+    return dict((await session.execute(statement)).all())
 
 
 async def workspaces_of(session: AsyncSession, organization_id: uuid.UUID) -> list[Workspace]:

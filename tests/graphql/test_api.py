@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stardag_graphql import models
 from stardag_graphql.context import Context
+from stardag_graphql.models import Role
 from stardag_graphql.schema import MAX_ALIASES, MAX_DEPTH, schema
 from stardag_graphql.store.tenancy import Identity
 from tests.graphql.conftest import Api
@@ -477,7 +478,7 @@ async def test_a_foreign_workspace_reads_exactly_like_a_missing_one(
     task_id = (
         await api('query($w: ID!) { workspace(id: $w) { task(taskId: "a") { id } } }', w=mine)
     )["workspace"]["task"]["id"]
-    stranger = Api(api.sessions, Identity(uuid.uuid4(), frozenset({uuid.uuid4()})), api.notifier)
+    stranger = Api(api.sessions, Identity(uuid.uuid4(), {uuid.uuid4(): Role.OWNER}), api.notifier)
     missing = "V29ya3NwYWNlOjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMA=="
 
     assert await stranger("{ organizations { slug } }") == {"organizations": []}
