@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from cross_web import HTTPException
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -36,6 +37,7 @@ from stardag_graphql.migrations import current_revision, ensure_schema, head_rev
 from stardag_graphql.notify import Notifier
 from stardag_graphql.schema import schema
 from stardag_graphql.settings import Settings, masked_url
+from stardag_graphql.store.apikeys import api_key_identity
 from stardag_graphql.store.tenancy import Identity, ensure_local_identity
 
 
@@ -70,10 +72,29 @@ class RegistryGraphQL(OfflineGraphQL[Context, None]):
             response.headers["X-Request-Id"] = request_id
         return Context(
             sessions=running.sessions,
-            identity=running.identity,
+            identity=await _identity(request, running),
             notifier=running.notifier,
             request_id=request_id,
         )
+
+
+async def _identity(request: Request | WebSocket, running: Registry) -> Identity:
+    """Who the request acts as: an API key's workspace, or the local user without one."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return running.identity
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise HTTPException(401, "the Authorization header must read 'Bearer <API key>'")
+    async with running.sessions() as session:
+        identity = await api_key_identity(session, credential.strip())
+    if identity is None:
+        raise HTTPException(
+            401,
+            "the API key is not valid (unknown, revoked or mistyped): create a new one with "
+            "the createApiKey mutation",
+        )
+    return identity
 
 
 class RegistryHolder:

@@ -11,16 +11,19 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stardag_graphql.errors import InvalidInputError, NotFoundError
-from stardag_graphql.models import ApiKey, utcnow
+from stardag_graphql.models import ApiKey, Role, Workspace, utcnow
+from stardag_graphql.store.tenancy import Identity
 
 KEY_PREFIX = "sd_"
 PREFIX_LENGTH = 10
 MAX_NAME_LENGTH = 200
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -103,3 +106,25 @@ def _prefix(key: str) -> str | None:
     if not sep or len(prefix) != PREFIX_LENGTH or not secret:
         return None
     return prefix
+
+
+async def api_key_identity(session: AsyncSession, key: str) -> Identity | None:
+    """The identity a request with `key` acts as, or None if the key is not valid.
+
+    Records the use, at most once a minute per key, so that reads stay reads.
+    """
+    row = await verify_api_key(session, key)
+    if row is None:
+        return None
+    organization = await session.scalar(
+        select(Workspace.organization_id).where(Workspace.id == row.workspace_id)
+    )
+    if organization is None:
+        return None
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        await mark_used(session, row.id)
+        await session.commit()
+    return Identity(
+        row.created_by_id, {organization: Role.MEMBER}, api_key_workspace=row.workspace_id
+    )

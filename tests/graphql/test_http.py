@@ -477,3 +477,32 @@ async def next_with_status(
 def event_ids(results: list[dict[str, Any]]) -> list[str]:
     """The event ids of `buildEvents` results, in the order received."""
     return [result["buildEvents"]["event"]["eventId"] for result in results]
+
+
+async def test_an_api_key_authenticates_a_request_and_a_bad_one_is_refused(server: str) -> None:
+    async with http_client(server) as http:
+        workspace = await workspace_id(http)
+        created = await run(
+            http,
+            'mutation($w: ID!) { createApiKey(workspaceId: $w, name: "ci") { secret } }',
+            w=workspace,
+        )
+    secret = created["createApiKey"]["secret"]
+    query = {"query": "{ organizations { workspaces { id } } viewer { email } }"}
+
+    async with httpx.AsyncClient(base_url=server) as client:
+        allowed = await client.post(
+            "/graphql", json=query, headers={"Authorization": f"Bearer {secret}"}
+        )
+        forged = await client.post(
+            "/graphql", json=query, headers={"Authorization": f"Bearer {secret}x"}
+        )
+        malformed = await client.post("/graphql", json=query, headers={"Authorization": "Basic x"})
+
+    assert allowed.status_code == 200
+    assert allowed.json()["data"]["organizations"] == [{"workspaces": [{"id": workspace}]}]
+    assert forged.status_code == 401
+    assert "API key is not valid" in forged.text
+    assert secret not in forged.text
+    assert malformed.status_code == 401
+    assert "Bearer <API key>" in malformed.text
