@@ -17,10 +17,13 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from sqlalchemy.exc import DataError
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 from strawberry.relay import GlobalIDValueError, Node
 from strawberry.types.execution import (
@@ -41,6 +44,7 @@ logger = logging.getLogger("stardag.registry")
 MAX_DEPTH = 12
 MAX_ALIASES = 20
 MAX_TOKENS = 5000
+CACHED_DOCUMENTS = 256
 
 
 @strawberry.type
@@ -147,6 +151,14 @@ def _with_code(error: GraphQLError, code: str) -> GraphQLError:
     )
 
 
+# The depth and alias guards' rules, built once: the validation cache is keyed by the rule
+# classes, and a limiter built per request would make a new class (and a miss) every time.
+GUARD_RULES = [
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+]
+
+
 class RegistrySchema(strawberry.Schema):
     """The schema, logging only unexpected errors (`MaskUnexpectedErrors` does), not clients'."""
 
@@ -162,8 +174,10 @@ schema = RegistrySchema(
     mutation=Mutation,
     subscription=Subscription,
     extensions=[
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        # Clients send the same few documents again and again: parse and validate each once.
+        lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
+        lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
+        lambda: AddValidationRules(GUARD_RULES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         MaskUnexpectedErrors,
     ],

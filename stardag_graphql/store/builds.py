@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased
 from stardag_graphql.errors import InvalidInputError, NotFoundError
 from stardag_graphql.models import Build, BuildStatus, BuildTask, Task, TaskDependency, utcnow
 from stardag_graphql.store.pages import Ordering, Page, read_page
-from stardag_graphql.store.upsert import insert
+from stardag_graphql.store.upsert import insert, insert_rows, table_of
 
 MAX_NAME_LENGTH = 100
 MAX_COMMIT_LENGTH = 64
@@ -147,14 +147,12 @@ async def add_build_tasks(
         {"build_id": build_id, "task_pk": pk, "is_root": pk in roots}
         for pk in sorted(set(task_pks) | roots)
     ]
-    for start in range(0, len(rows), 500):
-        statement = insert(session, BuildTask).values(rows[start : start + 500])
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["build_id", "task_pk"],
-                set_={"is_root": BuildTask.is_root | statement.excluded.is_root},
-            )
-        )
+    statement = insert(session, table_of(BuildTask))
+    statement = statement.on_conflict_do_update(
+        index_elements=["build_id", "task_pk"],
+        set_={"is_root": BuildTask.__table__.c.is_root | statement.excluded.is_root},
+    )
+    await insert_rows(session, statement, rows)
 
 
 async def build_graph(

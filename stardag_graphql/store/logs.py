@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stardag_graphql.errors import InvalidInputError
 from stardag_graphql.models import LogEntry
-from stardag_graphql.store.tasks import BATCH_SIZE, task_pks
-from stardag_graphql.store.upsert import insert
+from stardag_graphql.store.tasks import task_pks
+from stardag_graphql.store.upsert import insert, insert_rows, table_of
 
 # The length of `LogEntry.stream`.
 MAX_STREAM_LENGTH = 16
@@ -48,30 +48,27 @@ async def append_logs(
                 f"stream must be 1 to {MAX_STREAM_LENGTH} characters, got {line.stream!r}"
             )
     task_pk = (await task_pks(session, workspace_id, [task_id]))[task_id]
-    appended = 0
-    for start in range(0, len(lines), BATCH_SIZE):
-        statement = insert(session, LogEntry).values(
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "workspace_id": workspace_id,
-                    "task_pk": task_pk,
-                    "seq": line.seq,
-                    "build_id": line.build_id,
-                    "stream": line.stream,
-                    "text": line.text,
-                    "logged_at": line.logged_at,
-                }
-                for line in lines[start : start + BATCH_SIZE]
-            ]
-        )
-        new = await session.scalars(
-            statement.on_conflict_do_nothing(index_elements=["task_pk", "seq"]).returning(
-                LogEntry.id
-            )
-        )
-        appended += len(new.all())
-    return appended
+    statement = insert(session, table_of(LogEntry)).on_conflict_do_nothing(
+        index_elements=["task_pk", "seq"]
+    )
+    result = await insert_rows(
+        session,
+        statement.returning(LogEntry.__table__.c.id),
+        [
+            {
+                "id": uuid.uuid4(),
+                "workspace_id": workspace_id,
+                "task_pk": task_pk,
+                "seq": line.seq,
+                "build_id": line.build_id,
+                "stream": line.stream,
+                "text": line.text,
+                "logged_at": line.logged_at,
+            }
+            for line in lines
+        ],
+    )
+    return len(result.all()) if result is not None else 0
 
 
 async def read_logs(

@@ -8,7 +8,7 @@ derived from its task events: the one that occurred last wins, whatever order th
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import case, select, update
@@ -23,7 +23,7 @@ from stardag_graphql.models import (
     TaskStatus,
     utcnow,
 )
-from stardag_graphql.store.upsert import insert
+from stardag_graphql.store.upsert import insert, insert_rows, table_of
 
 # Rows per INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
 BATCH_SIZE = 500
@@ -83,31 +83,35 @@ async def register_tasks(
     Dependencies must be registered earlier or in the same batch.
     """
     now = utcnow()
-    for batch in _batches(tasks):
-        statement = insert(session, Task).values(
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "workspace_id": workspace_id,
-                    "task_id": task.task_id,
-                    "namespace": task.namespace,
-                    "name": task.name,
-                    "version": task.version,
-                    "parameters": dict(task.parameters),
-                    "output_uri": task.output_uri,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for task in batch
-            ]
-        )
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["workspace_id", "task_id"],
-                set_={"output_uri": statement.excluded.output_uri, "updated_at": now},
-                where=Task.output_uri.is_distinct_from(statement.excluded.output_uri),
-            )
-        )
+    statement = insert(session, table_of(Task))
+    statement = statement.on_conflict_do_update(
+        index_elements=["workspace_id", "task_id"],
+        set_={
+            "output_uri": statement.excluded.output_uri,
+            "updated_at": statement.excluded.updated_at,
+        },
+        where=Task.__table__.c.output_uri.is_distinct_from(statement.excluded.output_uri),
+    )
+    await insert_rows(
+        session,
+        statement,
+        [
+            {
+                "id": uuid.uuid4(),
+                "workspace_id": workspace_id,
+                "task_id": task.task_id,
+                "namespace": task.namespace,
+                "name": task.name,
+                "version": task.version,
+                "parameters": dict(task.parameters),
+                "output_uri": task.output_uri,
+                "status": TaskStatus.PENDING,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for task in tasks
+        ],
+    )
     wanted = {task.task_id for task in tasks}
     wanted.update(dep for task in tasks for dep in task.dependencies)
     pks = await task_pks(session, workspace_id, wanted)
@@ -116,10 +120,9 @@ async def register_tasks(
         for task in tasks
         for dep in task.dependencies
     ]
-    for edge_batch in _batches(edges):
-        await session.execute(
-            insert(session, TaskDependency).values(edge_batch).on_conflict_do_nothing()
-        )
+    await insert_rows(
+        session, insert(session, table_of(TaskDependency)).on_conflict_do_nothing(), edges
+    )
     return {task_id: pks[task_id] for task_id in {task.task_id for task in tasks}}
 
 
@@ -131,35 +134,33 @@ async def record_events(
     Each task with a new task event takes the status of its latest task event.
     """
     pks = await task_pks(session, workspace_id, {e.task_id for e in events if e.task_id})
-    recorded = 0
-    touched: set[uuid.UUID] = set()
-    for batch in _batches(events):
-        statement = insert(session, Event).values(
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "workspace_id": workspace_id,
-                    "event_id": event.event_id,
-                    "kind": event.kind,
-                    "build_id": event.build_id,
-                    "task_pk": pks[event.task_id] if event.task_id else None,
-                    "payload": dict(event.payload),
-                    "occurred_at": event.occurred_at,
-                    "recorded_at": utcnow(),
-                }
-                for event in batch
-            ]
-        )
-        # RETURNING yields only the rows inserted: a portable count (psycopg's rowcount isn't).
-        new = (
-            await session.execute(
-                statement.on_conflict_do_nothing(
-                    index_elements=["workspace_id", "event_id"]
-                ).returning(Event.task_pk, Event.kind)
-            )
-        ).all()
-        recorded += len(new)
-        touched.update(pk for pk, kind in new if pk is not None and kind in STATUS_OF_EVENT)
+    statement = insert(session, table_of(Event))
+    statement = statement.on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
+    recorded_at = utcnow()
+    # RETURNING yields only the rows inserted: a portable count (psycopg's rowcount isn't).
+    result = await insert_rows(
+        session,
+        statement.returning(Event.__table__.c.task_pk, Event.__table__.c.kind),
+        [
+            {
+                "id": uuid.uuid4(),
+                "workspace_id": workspace_id,
+                "event_id": event.event_id,
+                "kind": event.kind,
+                "build_id": event.build_id,
+                "task_pk": pks[event.task_id] if event.task_id else None,
+                "payload": dict(event.payload),
+                "occurred_at": event.occurred_at,
+                # A microsecond apart: followers read a batch in the order it was sent.
+                "recorded_at": recorded_at + timedelta(microseconds=index),
+            }
+            for index, event in enumerate(events)
+        ],
+    )
+    inserted: Sequence[Any] = result.all() if result is not None else ()
+    new: list[tuple[uuid.UUID | None, EventKind]] = [(pk, kind) for pk, kind in inserted]
+    recorded = len(new)
+    touched = {pk for pk, kind in new if pk is not None and kind in STATUS_OF_EVENT}
     await _update_statuses(session, sorted(touched))
     return recorded
 

@@ -1,13 +1,41 @@
-"""The dialect's INSERT, whose ON CONFLICT clauses make writes idempotent on both backends."""
+"""The dialect's INSERT, whose ON CONFLICT clauses make writes idempotent on both backends.
 
+Batches go through `insert_rows`, which runs one statement with many parameter sets: SQLAlchemy
+compiles it once and sends the rows in multi-row batches ("insertmanyvalues"), where a
+`.values([...])` of hundreds of rows would compile a new statement every time.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Result, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import UpdateBase
 
 from stardag_graphql.models import Base
 
 
-def insert(session: AsyncSession, table: type[Base]) -> postgresql.Insert | sqlite.Insert:
+def insert(session: AsyncSession, table: type[Base] | Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT for ``table`` with ``on_conflict_do_*``: PostgreSQL's, else SQLite's."""
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, for bulk statements that skip the ORM's per-row work."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+async def insert_rows(
+    session: AsyncSession,
+    statement: UpdateBase,
+    rows: Sequence[Mapping[str, Any]],
+) -> Result[Any] | None:
+    """Run `statement` once for all `rows` (none: nothing runs, and None is returned)."""
+    if not rows:
+        return None
+    return await session.execute(statement, list(rows))
