@@ -7,6 +7,9 @@ Every figure is the median wall time of whole processes (start to exit, imports 
 except W4/W5, which time the build call inside the process. The peers (the original
 stardag and Luigi) live in their own virtual environment, ``bench/.venv-peers``, made on
 first use with uv: the original's distribution is also called ``stardag``.
+
+The registry's benchmarks (GraphQL over HTTP, PostgreSQL and SQLite) are a separate script,
+``bench/registry.py``.
 """
 
 import argparse
