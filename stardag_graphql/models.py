@@ -298,6 +298,14 @@ class Task(Base):
         Index(None, "workspace_id", "updated_at", "id"),
         Index(None, "workspace_id", "namespace", "name", "created_at", "id"),
         Index(None, "workspace_id", "status", "created_at", "id"),
+        # Parameter filters are JSONB containment, which a GIN index answers (PostgreSQL only).
+        Index(
+            "ix_tasks_parameters_gin",
+            "parameters",
+            postgresql_using="gin",
+            postgresql_ops={"parameters": "jsonb_path_ops"},
+            info={"dialects": ["postgresql"]},
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[uuid.UUID] = _id()

@@ -7,7 +7,9 @@ upgrade("sqlite+aiosqlite:////tmp/registry.db")
 """
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -58,3 +60,19 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await connection.run_sync(
             lambda sync: MigrationContext.configure(sync).get_current_revision()
         )
+
+
+def only_on_its_dialects(dialect_name: str) -> Callable[..., bool]:
+    """An Alembic `include_object` that leaves out schema objects meant for other backends.
+
+    An object says which with `info={"dialects": [...]}` (Alembic's comparison ignores
+    SQLAlchemy's `ddl_if`).
+    """
+
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
+        dialects = getattr(obj, "info", {}).get("dialects")
+        return dialects is None or dialect_name in dialects
+
+    return include_object

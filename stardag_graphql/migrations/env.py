@@ -5,9 +5,10 @@ from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
 from stardag_graphql.database import create_engine
+from stardag_graphql.migrations import only_on_its_dialects
 from stardag_graphql.models import Base, UTCDateTime
 from stardag_graphql.settings import Settings
 
@@ -24,11 +25,13 @@ def render_item(kind: str, obj: Any, autogen_context: AutogenContext) -> str | L
 
 def configure(**options: Any) -> None:
     """Configure the migration context with the options every mode shares."""
+    dialect = make_url(config.attributes["database_url"]).get_backend_name()
     context.configure(
         target_metadata=target_metadata,
         render_item=render_item,
         render_as_batch=True,
         compare_type=True,
+        include_object=only_on_its_dialects(dialect),
         **options,
     )
 

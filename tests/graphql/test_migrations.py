@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from stardag_graphql.migrations import downgrade, upgrade
+from stardag_graphql.migrations import downgrade, only_on_its_dialects, upgrade
 from stardag_graphql.models import Base
 
 TABLES = set(Base.metadata.tables)
@@ -29,7 +29,13 @@ async def schema_differences(database_url: str) -> list[Any]:
     """What autogenerate would still change to make the database match the models."""
 
     def compare(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "compare_type": True,
+                "include_object": only_on_its_dialects(connection.dialect.name),
+            },
+        )
         return list(compare_metadata(context, Base.metadata))
 
     engine = create_async_engine(database_url)
