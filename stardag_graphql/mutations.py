@@ -129,12 +129,9 @@ class Mutation:
     async def finish_build(
         self, info: Info, build_id: GlobalID, status: models.BuildStatus
     ) -> Build:
-        build_pk = row_id(build_id, "Build")
-        build = await info.context.loaders.builds.load(build_pk)
-        if build is None or build.workspace_id not in await info.context.workspace_ids():
-            raise NotFoundError(f"no build {build_id}: pass the id that startBuild returned")
+        build = await visible_build(info, build_id)
         async with _writing(info, build.workspace_id) as (session, workspace):
-            row = await build_store.finish_build(session, workspace, build_pk, status)
+            row = await build_store.finish_build(session, workspace, build.id, status)
         return Build.from_row(row)
 
     @strawberry.mutation(
@@ -281,6 +278,14 @@ async def workspace_pk(info: Info, workspace_id: GlobalID) -> uuid.UUID:
             "list them with `organizations { workspaces { id } }`"
         )
     return pk
+
+
+async def visible_build(info: Info, build_id: GlobalID) -> models.Build:
+    """The build `build_id` if the caller reaches its workspace; `NotFoundError` otherwise."""
+    build = await info.context.loaders.builds.load(row_id(build_id, "Build"))
+    if build is None or build.workspace_id not in await info.context.workspace_ids():
+        raise NotFoundError(f"no build {build_id}: pass the id that startBuild returned")
+    return build
 
 
 @asynccontextmanager

@@ -71,8 +71,10 @@ class Query:
 
     @strawberry.field(description="One of the caller's workspaces, by id.")
     async def workspace(self, info: Info, id: strawberry.relay.GlobalID) -> Workspace | None:
-        found = await Workspace.resolve_nodes(info=info, node_ids=[id.node_id])
-        return found[0] if id.type_name == "Workspace" else None
+        if id.type_name != "Workspace":
+            return None
+        (found,) = await Workspace.resolve_nodes(info=info, node_ids=[id.node_id])
+        return found
 
     node: Node | None = strawberry.relay.node(description="Any object, by its global id.")
 

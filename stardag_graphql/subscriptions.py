@@ -16,9 +16,7 @@ import strawberry
 from strawberry.relay import GlobalID
 
 from stardag_graphql import models
-from stardag_graphql.errors import NotFoundError
-from stardag_graphql.ids import row_id
-from stardag_graphql.mutations import workspace_pk
+from stardag_graphql.mutations import visible_build, workspace_pk
 from stardag_graphql.store import builds as build_store
 from stardag_graphql.store import events as event_store
 from stardag_graphql.store.pages import Ordering
@@ -50,10 +48,8 @@ class Subscription:
     async def build_events(
         self, info: Info, build_id: GlobalID, after: str | None = None
     ) -> AsyncGenerator[BuildEvent, None]:
-        build_pk = row_id(build_id, "Build")
-        build = await info.context.loaders.builds.load(build_pk)
-        if build is None or build.workspace_id not in await info.context.workspace_ids():
-            raise NotFoundError(f"no build {build_id}: pass the id that startBuild returned")
+        build = await visible_build(info, build_id)
+        build_pk = build.id
         # The client holds everything up to `resumed`; later rows may commit out of order.
         resumed = since = _key(event_store.EVENTS_BY_RECORDING, after)
         sent: OrderedDict[uuid.UUID, None] = OrderedDict()

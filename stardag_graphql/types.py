@@ -9,7 +9,7 @@ import enum
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Self, TypeVar
+from typing import Annotated, Generic, Self, TypeVar
 
 import strawberry
 from strawberry.dataloader import DataLoader
@@ -326,7 +326,10 @@ class Task(Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        rows = await _visible_rows(info, info.context.loaders.tasks, node_ids)
+        visible = await info.context.workspace_ids()
+        rows = await _visible_rows(
+            info.context.loaders.tasks, node_ids, lambda row: row.workspace_id in visible
+        )
         return [cls.from_row(row) if row else None for row in rows]
 
     @property
@@ -460,7 +463,10 @@ class Build(Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        rows = await _visible_rows(info, info.context.loaders.builds, node_ids)
+        visible = await info.context.workspace_ids()
+        rows = await _visible_rows(
+            info.context.loaders.builds, node_ids, lambda row: row.workspace_id in visible
+        )
         return [cls.from_row(row) if row else None for row in rows]
 
     @property
@@ -633,12 +639,10 @@ class Workspace(Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
         visible = await info.context.workspace_ids()
-        wanted = [_uuid_or_none(node_id) for node_id in node_ids]
-        rows = await info.context.loaders.workspaces.load_many(
-            [pk for pk in wanted if pk in visible]
+        rows = await _visible_rows(
+            info.context.loaders.workspaces, node_ids, lambda row: row.id in visible
         )
-        found = {row.id: row for row in rows if row}
-        return [cls.from_row(found[pk]) if pk in found else None for pk in wanted]
+        return [cls.from_row(row) if row else None for row in rows]
 
     @property
     def row_pk(self) -> uuid.UUID:
@@ -759,12 +763,10 @@ class Organization(Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
         visible = info.context.identity.organization_ids
-        wanted = [_uuid_or_none(node_id) for node_id in node_ids]
-        rows = await info.context.loaders.organizations.load_many(
-            [pk for pk in wanted if pk in visible]
+        rows = await _visible_rows(
+            info.context.loaders.organizations, node_ids, lambda row: row.id in visible
         )
-        found = {row.id: row for row in rows if row}
-        return [cls.from_row(found[pk]) if pk in found else None for pk in wanted]
+        return [cls.from_row(row) if row else None for row in rows]
 
     @property
     def row_pk(self) -> uuid.UUID:
@@ -806,11 +808,15 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
 
 
 async def _visible_rows(
-    info: Info, loader: DataLoader[uuid.UUID, Any], node_ids: Iterable[str]
-) -> list[Any]:
-    """Rows of a workspace-scoped model by id; None for missing and foreign ones alike."""
-    visible = await info.context.workspace_ids()
+    loader: DataLoader[uuid.UUID, R | None],
+    node_ids: Iterable[str],
+    visible: Callable[[R], bool],
+) -> list[R | None]:
+    """Rows by node id, in order; None for a missing and a foreign one alike."""
     wanted = [_uuid_or_none(node_id) for node_id in node_ids]
-    rows = await loader.load_many([pk for pk in wanted if pk is not None])
-    found = {row.id: row for row in rows if row is not None and row.workspace_id in visible}
-    return [found.get(pk) if pk else None for pk in wanted]
+    ids = [pk for pk in wanted if pk is not None]
+    found = dict(zip(ids, await loader.load_many(ids), strict=True))
+    return [
+        row if pk is not None and (row := found.get(pk)) is not None and visible(row) else None
+        for pk in wanted
+    ]
