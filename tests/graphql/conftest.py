@@ -1,5 +1,6 @@
 """Real databases for the registry tests: embedded SQLite files and a throwaway PostgreSQL."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -84,8 +85,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
         return
-    server = make_url(request.getfixturevalue("pg_url"))
-    name = f"test_{uuid.uuid4().hex}"
+    with postgresql_database(request.getfixturevalue("pg_url")) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgresql_database(pg_url: str, prefix: str = "test") -> Iterator[str]:
+    """A new, empty database on the server of `pg_url`, dropped afterwards; yields its URL."""
+    server = make_url(pg_url)
+    name = f"{prefix}_{uuid.uuid4().hex}"
     admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
@@ -124,6 +132,21 @@ async def make_workspace(session: AsyncSession, slug: str = "main") -> uuid.UUID
     session.add(workspace)
     await session.commit()
     return workspace.id
+
+
+# The batch writes, as clients send them.
+REGISTER = """
+mutation Register($workspace: ID!, $tasks: [TaskInput!]!, $build: ID, $roots: [String!]) {
+  registerTasks(workspaceId: $workspace, tasks: $tasks, buildId: $build, rootTaskIds: $roots) {
+    registered
+  }
+}
+"""
+RECORD = """
+mutation Record($workspace: ID!, $events: [EventInput!]!) {
+  recordEvents(workspaceId: $workspace, events: $events) { recorded duplicates }
+}
+"""
 
 
 class Api:

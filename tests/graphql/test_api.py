@@ -17,20 +17,8 @@ from stardag_graphql.context import Context
 from stardag_graphql.models import Role
 from stardag_graphql.schema import MAX_ALIASES, MAX_DEPTH, schema
 from stardag_graphql.store.tenancy import Identity
-from tests.graphql.conftest import Api
+from tests.graphql.conftest import RECORD, REGISTER, Api
 
-REGISTER = """
-mutation Register($workspace: ID!, $tasks: [TaskInput!]!, $build: ID, $roots: [String!]) {
-  registerTasks(workspaceId: $workspace, tasks: $tasks, buildId: $build, rootTaskIds: $roots) {
-    registered
-  }
-}
-"""
-RECORD = """
-mutation Record($workspace: ID!, $events: [EventInput!]!) {
-  recordEvents(workspaceId: $workspace, events: $events) { recorded duplicates }
-}
-"""
 TASKS = """
 query Tasks($workspace: ID!, $filter: TaskFilter, $order: TaskOrder, $first: Int!, $after: String) {
   workspace(id: $workspace) {

@@ -24,6 +24,7 @@ from stardag_graphql.database import create_engine
 from stardag_graphql.migrations import ensure_schema
 from stardag_graphql.settings import Settings
 from tests.conftest import serving
+from tests.graphql.conftest import RECORD, REGISTER
 
 # A page of the GUI, served on another port, may use the websocket; other origins may not.
 GUI_ORIGIN = "http://localhost:8080"
@@ -36,18 +37,6 @@ WORKSPACE = "{ organizations { workspaces { id } } }"
 START_BUILD = """
 mutation Start($workspace: ID!) {
   startBuild(workspaceId: $workspace, name: "nightly", commit: "abc123") { id name status }
-}
-"""
-REGISTER = """
-mutation Register($workspace: ID!, $tasks: [TaskInput!]!, $build: ID, $roots: [String!]) {
-  registerTasks(workspaceId: $workspace, tasks: $tasks, buildId: $build, rootTaskIds: $roots) {
-    registered
-  }
-}
-"""
-RECORD = """
-mutation Record($workspace: ID!, $events: [EventInput!]!) {
-  recordEvents(workspaceId: $workspace, events: $events) { recorded duplicates }
 }
 """
 FINISH = """

@@ -17,14 +17,12 @@ the strategies keep generating their kind.
 import asyncio
 import base64
 import contextlib
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import schemathesis
 from graphql import NameNode, ObjectFieldNode, ValueNode
@@ -33,13 +31,13 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, positive_data_acceptance
 from schemathesis.graphql import nodes
-from sqlalchemy.engine import make_url
 
 from stardag_graphql.app import create_app
 from stardag_graphql.migrations import ensure_schema
 from stardag_graphql.schema import schema
 from stardag_graphql.settings import Settings
 from tests.conftest import serving
+from tests.graphql.conftest import postgresql_database
 
 # Type names for made-up global ids: the registry's node types, and types that are no nodes.
 NODE_TYPES = ("Build", "Task", "Workspace", "Organization", "User", "Event")
@@ -280,13 +278,5 @@ def fresh_database(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('fuzz') / 'registry.db'}"
         return
-    server = make_url(request.getfixturevalue("pg_url"))
-    name = f"fuzz_{uuid.uuid4().hex}"
-    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with postgresql_database(request.getfixturevalue("pg_url"), "fuzz") as url:
+        yield url

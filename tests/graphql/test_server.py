@@ -1,16 +1,13 @@
 """`stardag serve`: loopback only in local mode, and a clear error when the database is behind."""
 
-import uuid
-
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from stardag_core.cli import app
 from stardag_graphql.errors import ServerConfigError
 from stardag_graphql.server import check_host, is_loopback, serve
 from stardag_graphql.settings import Settings
+from tests.graphql.conftest import postgresql_database
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "::1", "[::1]", "localhost"])
@@ -34,15 +31,8 @@ def test_the_cli_refuses_a_wider_address_before_opening_anything() -> None:
 
 
 def test_an_unmigrated_postgresql_database_is_one_clear_error(pg_url: str) -> None:
-    server = make_url(pg_url)
-    name = f"empty_{uuid.uuid4().hex}"
-    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = server.set(database=name).render_as_string(hide_password=False)
-        with pytest.raises(ServerConfigError, match=r"run `stardag db upgrade`"):
-            serve(Settings(database_url=url), "127.0.0.1", 1)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with (
+        postgresql_database(pg_url, "empty") as url,
+        pytest.raises(ServerConfigError, match=r"run `stardag db upgrade`"),
+    ):
+        serve(Settings(database_url=url), "127.0.0.1", 1)
