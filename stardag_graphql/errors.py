@@ -4,8 +4,9 @@
 RegistryError               a client's request cannot be served as asked
 ├── InvalidInputError       a value is out of range or malformed (also a ValueError)
 ├── ForbiddenError          the caller's role does not allow the action
-└── NotFoundError           no such object, or not the caller's (also a LookupError)
-    └── UnknownTaskError    a task id not registered in the workspace
+├── NotFoundError           no such object, or not the caller's (also a LookupError)
+│   └── UnknownTaskError    a task id not registered in the workspace
+└── CredentialError         a token or key is missing, expired or not valid (HTTP 401)
 ServerConfigError           the server cannot start as configured
 ```
 
@@ -39,6 +40,15 @@ class NotFoundError(RegistryError, LookupError):
 
 class UnknownTaskError(NotFoundError):
     """A task id that is not registered in the workspace (register the task first)."""
+
+
+class CredentialError(RegistryError):
+    """A credential the registry cannot accept: the message names which one and what to do.
+
+    It never quotes the credential itself.
+    """
+
+    code = "UNAUTHENTICATED"
 
 
 class ServerConfigError(Exception):
