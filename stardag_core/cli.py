@@ -112,12 +112,19 @@ def serve(
             f"the registry needs the server extra ({error}): pip install 'stardag[server]'"
         ) from error
     try:
-        check_host(host)
+        settings = ServerSettings()
+    except ValueError as error:
+        console.print(f"[red]error:[/] the registry settings are not valid: {error}")
+        raise typer.Exit(2) from error
+    try:
+        check_host(host, server_mode=settings.server_mode)
     except ServerConfigError as error:
         raise typer.BadParameter(str(error), param_hint="--host") from error
-    settings = ServerSettings()
+    mode = (
+        f"server mode, sign-in at {settings.oidc_issuer}" if settings.server_mode else "local mode"
+    )
     console.print(
-        f"registry on http://{host}:{port}/graphql (GraphiQL in a browser), "
+        f"registry on http://{host}:{port}/graphql (GraphiQL in a browser), {mode}, "
         f"database {masked_url(settings.database_url)}",
         highlight=False,
     )

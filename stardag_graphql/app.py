@@ -1,4 +1,5 @@
-"""The registry as an ASGI app: GraphQL over HTTP and websockets, GraphiQL, and a health check.
+"""The registry as an ASGI app: GraphQL over HTTP and websockets, GraphiQL, sign-in routes
+and a health check.
 
 ```python
 import uvicorn
@@ -9,16 +10,18 @@ uvicorn.run(create_app(Settings()), host="127.0.0.1", port=8000)
 ```
 
 At start the app connects to its database: the embedded SQLite upgrades itself to the
-latest schema; a PostgreSQL database must already be there (`stardag db upgrade`). It runs in
-local mode: every request acts as the one local user, owner of the local organization.
+latest schema; a PostgreSQL database must already be there (`stardag db upgrade`). In local
+mode a request without credentials acts as the local user, owner of the local organization;
+in server mode (`Settings.oidc_issuer`) every request needs a registry token or an API key,
+and `POST /auth/token` exchanges the identity provider's token for a registry token.
 """
 
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
-from cross_web import HTTPException
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -29,26 +32,34 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from stardag_graphql.authentication import (
+    Authenticator,
+    RequireIdentity,
+    ServerAuth,
+    exchange_token,
+)
 from stardag_graphql.context import Context
 from stardag_graphql.database import create_engine, create_sessionmaker
 from stardag_graphql.errors import ServerConfigError
 from stardag_graphql.ide import OfflineGraphQL, static_mount
 from stardag_graphql.migrations import current_revision, ensure_schema, head_revision
 from stardag_graphql.notify import Notifier
+from stardag_graphql.oidc import ProviderVerifier
+from stardag_graphql.ratelimit import RateLimiter
 from stardag_graphql.schema import schema
 from stardag_graphql.settings import Settings, masked_url
-from stardag_graphql.store.apikeys import api_key_identity
-from stardag_graphql.store.tenancy import Identity, ensure_local_identity
+from stardag_graphql.store.tenancy import ensure_local_identity
+from stardag_graphql.tokens import TokenSigner
 
 
 @dataclass
 class Registry:
-    """What the app holds while it runs: the database and the local identity."""
+    """What the app holds while it runs: the database, the notifier and who may sign in."""
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    identity: Identity
     notifier: Notifier
+    authenticator: Authenticator
 
 
 class RegistryGraphQL(OfflineGraphQL[Context, None]):
@@ -72,29 +83,10 @@ class RegistryGraphQL(OfflineGraphQL[Context, None]):
             response.headers["X-Request-Id"] = request_id
         return Context(
             sessions=running.sessions,
-            identity=await _identity(request, running),
+            identity=request.state.identity,
             notifier=running.notifier,
             request_id=request_id,
         )
-
-
-async def _identity(request: Request | WebSocket, running: Registry) -> Identity:
-    """Who the request acts as: an API key's workspace, or the local user without one."""
-    header = request.headers.get("authorization")
-    if header is None:
-        return running.identity
-    scheme, _, credential = header.partition(" ")
-    if scheme.lower() != "bearer" or not credential.strip():
-        raise HTTPException(401, "the Authorization header must read 'Bearer <API key>'")
-    async with running.sessions() as session:
-        identity = await api_key_identity(session, credential.strip())
-    if identity is None:
-        raise HTTPException(
-            401,
-            "the API key is not valid (unknown, revoked or mistyped): create a new one with "
-            "the createApiKey mutation",
-        )
-    return identity
 
 
 class RegistryHolder:
@@ -113,23 +105,34 @@ class RegistryHolder:
         """Set (or clear) the running registry."""
         self._registry = registry
 
+    def authenticator(self) -> Authenticator:
+        """The running registry's authenticator."""
+        return self.get().authenticator
+
 
 def create_app(settings: Settings) -> Starlette:
     """The registry app for `settings`."""
     holder = RegistryHolder()
-    graphql = RegistryGraphQL(holder, settings)
+    graphql = RequireIdentity(RegistryGraphQL(holder, settings), holder.authenticator)
+    auth = server_auth(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = await open_database(settings)
         try:
             sessions = create_sessionmaker(engine)
-            async with sessions() as session:
-                identity = await ensure_local_identity(session)
-            holder.set(Registry(engine, sessions, identity, Notifier()))
+            local_user = None
+            if auth is None:
+                async with sessions() as session:
+                    local_user = (await ensure_local_identity(session)).user_id
+            limiter = RateLimiter(settings.rate_limit_per_minute)
+            authenticator = Authenticator(sessions, limiter, auth, local_user)
+            holder.set(Registry(engine, sessions, Notifier(), authenticator))
             yield
         finally:
             holder.set(None)
+            if auth is not None:
+                await auth.provider.aclose()
             await engine.dispose()
 
     async def healthz(request: Request) -> Response:
@@ -137,14 +140,53 @@ def create_app(settings: Settings) -> Starlette:
             await connection.execute(text("SELECT 1"))
         return JSONResponse({"status": "ok"})
 
+    async def auth_config(request: Request) -> Response:
+        if auth is None:
+            return JSONResponse({"mode": "local"})
+        return JSONResponse(
+            {
+                "mode": "server",
+                "issuer": settings.oidc_issuer,
+                "client_id": settings.oidc_client_id,
+                "audience": settings.audience,
+                "scopes": "openid email profile offline_access",
+                "token_endpoint": f"{settings.public_url.rstrip('/')}/auth/token",
+            }
+        )
+
+    async def token(request: Request) -> Response:
+        if auth is None:
+            return JSONResponse(
+                {"error": "this registry runs in local mode: no sign-in is needed"},
+                status_code=404,
+            )
+        return await exchange_token(request, auth, holder.authenticator())
+
+    async def jwks(request: Request) -> Response:
+        return JSONResponse(auth.signer.jwks() if auth else {"keys": []})
+
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
+            Route("/auth/config", auth_config),
+            Route("/auth/token", token, methods=["POST"]),
+            Route("/.well-known/jwks.json", jwks),
             static_mount(),
         ],
         lifespan=lifespan,
+    )
+
+
+def server_auth(settings: Settings) -> ServerAuth | None:
+    """Server mode's verifier and signer, or None in local mode."""
+    if settings.oidc_issuer is None or settings.audience is None:
+        return None
+    return ServerAuth(
+        provider=ProviderVerifier(settings.oidc_issuer, settings.audience),
+        signer=TokenSigner.load_or_create(settings.signing_key_file, settings.public_url),
+        token_ttl=timedelta(seconds=settings.token_ttl_seconds),
     )
 
 

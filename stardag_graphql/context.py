@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 
 from stardag_graphql import models
-from stardag_graphql.errors import ForbiddenError
+from stardag_graphql.errors import ForbiddenError, InvalidInputError, NotFoundError
 from stardag_graphql.notify import Notifier
 from stardag_graphql.permissions import Action, allowed
 from stardag_graphql.store.assets import assets_of
 from stardag_graphql.store.rows import rows_by_id
 from stardag_graphql.store.tasks import dependencies, dependents
-from stardag_graphql.store.tenancy import Identity, workspace_ids
+from stardag_graphql.store.tenancy import Identity, Reach, workspace_ids
 
 V = TypeVar("V")
 M = TypeVar("M", bound=models.Base)
@@ -34,6 +34,7 @@ class Loaders:
     users: DataLoader[uuid.UUID, models.User | None]
     workspaces: DataLoader[uuid.UUID, models.Workspace | None]
     organizations: DataLoader[uuid.UUID, models.Organization | None]
+    invites: DataLoader[uuid.UUID, models.Invite | None]
     dependencies: DataLoader[uuid.UUID, list[models.Task]]
     dependents: DataLoader[uuid.UUID, list[models.Task]]
     assets: DataLoader[uuid.UUID, list[models.Asset]]
@@ -48,26 +49,48 @@ class Context:
     notifier: Notifier
     request_id: str
     loaders: Loaders = field(init=False)
-    _workspaces: dict[uuid.UUID, uuid.UUID] | None = field(init=False, default=None)
+    _workspaces: dict[uuid.UUID, Reach] | None = field(init=False, default=None)
 
-    async def workspace_ids(self) -> dict[uuid.UUID, uuid.UUID]:
-        """The workspaces the caller reaches, each to its organization (read once a request)."""
+    async def workspace_ids(self) -> dict[uuid.UUID, Reach]:
+        """The workspaces the caller reaches, each with its organization (read once a request)."""
         if self._workspaces is None:
             async with self.sessions() as session:
                 self._workspaces = await workspace_ids(session, self.identity)
         return self._workspaces
 
     async def require(self, workspace_id: uuid.UUID, action: Action) -> None:
-        """Refuse `action` in the workspace unless the permission table allows it the caller."""
-        organization = (await self.workspace_ids())[workspace_id]
-        role = self.identity.roles.get(organization)
+        """Refuse `action` in a workspace the caller reaches unless the permission table allows
+        it them; no build writes to an archived workspace."""
+        reach = (await self.workspace_ids())[workspace_id]
+        self.require_in_organization(reach.organization_id, action)
+        if reach.archived and action is Action.WRITE:
+            raise InvalidInputError(
+                "the workspace is archived, so nothing can be changed in it: "
+                "restore it with restoreWorkspace, or use another workspace"
+            )
+
+    def require_in_organization(self, organization_id: uuid.UUID, action: Action) -> None:
+        """Refuse `action` in the organization unless the permission table allows it the
+        caller; an organization the caller is not in answers as a missing one."""
+        if organization_id not in self.identity.roles:
+            raise NotFoundError("no such organization among yours")
+        role = self.identity.roles[organization_id]
         api_key = self.identity.api_key_workspace is not None
         if not allowed(role, action, api_key=api_key):
-            who = "an API key" if api_key else f"your role ({role or 'none'})"
+            who = "an API key" if api_key else f"your role ({role})"
             raise ForbiddenError(
                 f"{who} may not {action.value.replace('_', ' ')} in this organization: "
                 "ask one of its owners or admins"
             )
+
+    def require_signed_in(self) -> uuid.UUID:
+        """The caller's user id; refused for an API key and for an anonymous caller."""
+        if self.identity.api_key_workspace is not None or self.identity.user_id is None:
+            raise ForbiddenError(
+                "only a signed-in person may do this, not an API key: "
+                "sign in with `stardag auth login`"
+            )
+        return self.identity.user_id
 
     def __post_init__(self) -> None:
         sessions = self.sessions
@@ -97,6 +120,7 @@ class Context:
             users=by_id(models.User),
             workspaces=by_id(models.Workspace),
             organizations=by_id(models.Organization),
+            invites=by_id(models.Invite),
             dependencies=batched(dependencies, []),
             dependents=batched(dependents, []),
             assets=batched(assets_of, []),

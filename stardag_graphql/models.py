@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -170,6 +171,7 @@ class User(Base):
 
     id: Mapped[uuid.UUID] = _id()
     email: Mapped[str] = mapped_column(String(320), unique=True)
+    email_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
     display_name: Mapped[str] = mapped_column(String(200), default="")
     oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = _created_at()
@@ -204,7 +206,10 @@ class Membership(Base):
 
 
 class Invite(Base):
-    """An invitation to join an organization; only a hash of its token is stored."""
+    """An invitation to join an organization, accepted by whoever signs in with its email.
+
+    Declined and revoked invites are deleted; an accepted one keeps `accepted_at`.
+    """
 
     __tablename__ = "invites"
 
@@ -214,7 +219,6 @@ class Invite(Base):
     )
     email: Mapped[str] = mapped_column(String(320))
     role: Mapped[Role] = mapped_column(_enum(Role, "role"))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     invited_by_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
@@ -236,6 +240,7 @@ class Workspace(Base):
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created_at()
+    archived_at: Mapped[datetime | None]
 
 
 class TargetRoot(Base):

@@ -18,14 +18,13 @@ from strawberry.scalars import JSON
 from stardag_graphql import models
 from stardag_graphql.errors import InvalidInputError, NotFoundError
 from stardag_graphql.ids import row_id
-from stardag_graphql.permissions import Action
-from stardag_graphql.store import apikeys as apikey_store
+from stardag_graphql.permissions import operation_action
 from stardag_graphql.store import assets as asset_store
 from stardag_graphql.store import builds as build_store
 from stardag_graphql.store import locks as lock_store
 from stardag_graphql.store import logs as log_store
 from stardag_graphql.store import tasks as task_store
-from stardag_graphql.types import ApiKey, Asset, Build, Info
+from stardag_graphql.types import Asset, Build, Info
 
 MAX_BATCH = 5000
 MAX_TASK_ID_LENGTH = 64
@@ -103,14 +102,8 @@ class LockResult:
     lease: Lease | None
 
 
-@strawberry.type(description="A new API key: `secret` is shown this once and never again.")
-class CreatedApiKey:
-    api_key: ApiKey
-    secret: str
-
-
 @strawberry.type
-class Mutation:
+class BuildMutation:
     @strawberry.mutation(description="Start a build; it is named memorably unless `name` is given.")
     async def start_build(
         self,
@@ -119,7 +112,7 @@ class Mutation:
         name: str | None = None,
         commit: str | None = None,
     ) -> Build:
-        async with _writing(info, workspace_id) as (session, workspace):
+        async with writing(info, workspace_id) as (session, workspace):
             row = await build_store.start_build(
                 session, workspace, info.context.identity.user_id, name, commit
             )
@@ -130,7 +123,7 @@ class Mutation:
         self, info: Info, build_id: GlobalID, status: models.BuildStatus
     ) -> Build:
         build = await visible_build(info, build_id)
-        async with _writing(info, build.workspace_id) as (session, workspace):
+        async with writing(info, build.workspace_id) as (session, workspace):
             row = await build_store.finish_build(session, workspace, build.id, status)
         return Build.from_row(row)
 
@@ -148,7 +141,7 @@ class Mutation:
     ) -> RegisterTasksPayload:
         _check_batch("tasks", tasks)
         registrations = [_registration(task) for task in tasks]
-        async with _writing(info, workspace_id) as (session, workspace):
+        async with writing(info, workspace_id) as (session, workspace):
             pks = await task_store.register_tasks(session, workspace, registrations)
             if build_id is not None:
                 build = await build_store.get_build(session, workspace, row_id(build_id, "Build"))
@@ -162,7 +155,7 @@ class Mutation:
     ) -> RecordEventsPayload:
         _check_batch("events", events)
         builds = {row_id(event.build_id, "Build") for event in events if event.build_id}
-        async with _writing(info, workspace_id) as (session, workspace):
+        async with writing(info, workspace_id) as (session, workspace):
             for build in builds:
                 await build_store.get_build(session, workspace, build)
             records = [_event(event) for event in events]
@@ -176,7 +169,7 @@ class Mutation:
     async def acquire_lock(
         self, info: Info, workspace_id: GlobalID, key: str, holder: str, ttl_seconds: float
     ) -> LockResult:
-        async with _writing(info, workspace_id) as (session, workspace):
+        async with writing(info, workspace_id) as (session, workspace):
             lease = await lock_store.acquire_lock(
                 session, workspace, key, holder, _ttl(ttl_seconds)
             )
@@ -194,7 +187,7 @@ class Mutation:
         fencing_token: int,
         ttl_seconds: float,
     ) -> LockResult:
-        async with _writing(info, workspace_id) as (session, workspace):
+        async with writing(info, workspace_id) as (session, workspace):
             lease = await lock_store.renew_lock(
                 session, workspace, key, holder, fencing_token, _ttl(ttl_seconds)
             )
@@ -206,7 +199,7 @@ class Mutation:
     async def release_lock(
         self, info: Info, workspace_id: GlobalID, key: str, holder: str, fencing_token: int
     ) -> bool:
-        async with _writing(info, workspace_id) as (session, workspace):
+        async with writing(info, workspace_id) as (session, workspace):
             return await lock_store.release_lock(session, workspace, key, holder, fencing_token)
 
     @strawberry.mutation(description="Attach an asset to a task, replacing one of the same name.")
@@ -219,7 +212,7 @@ class Mutation:
         kind: models.AssetKind,
         body: str,
     ) -> Asset:
-        async with _writing(info, workspace_id) as (session, workspace):
+        async with writing(info, workspace_id) as (session, workspace):
             row = await asset_store.put_asset(session, workspace, task_id, name, kind, body)
         return Asset.from_row(row)
 
@@ -234,7 +227,7 @@ class Mutation:
     ) -> AppendLogsPayload:
         _check_batch("lines", lines)
         build_pk = row_id(build_id, "Build") if build_id else None
-        async with _writing(info, workspace_id) as (session, workspace):
+        async with writing(info, workspace_id) as (session, workspace):
             if build_pk is not None:
                 await build_store.get_build(session, workspace, build_pk)
             appended = await log_store.append_logs(
@@ -253,20 +246,6 @@ class Mutation:
                 ],
             )
         return AppendLogsPayload(appended=appended)
-
-    @strawberry.mutation(description="Create a workspace API key (for CI and workers).")
-    async def create_api_key(self, info: Info, workspace_id: GlobalID, name: str) -> CreatedApiKey:
-        async with _writing(info, workspace_id, Action.MANAGE_API_KEYS) as (session, workspace):
-            created = await apikey_store.create_api_key(
-                session, workspace, name, info.context.identity.user_id
-            )
-        return CreatedApiKey(api_key=ApiKey.from_row(created.row), secret=created.secret)
-
-    @strawberry.mutation(description="Revoke an API key by its prefix; it stops working at once.")
-    async def revoke_api_key(self, info: Info, workspace_id: GlobalID, prefix: str) -> ApiKey:
-        async with _writing(info, workspace_id, Action.MANAGE_API_KEYS) as (session, workspace):
-            row = await apikey_store.revoke_api_key(session, workspace, prefix)
-        return ApiKey.from_row(row)
 
 
 async def workspace_pk(info: Info, workspace_id: GlobalID) -> uuid.UUID:
@@ -289,13 +268,13 @@ async def visible_build(info: Info, build_id: GlobalID) -> models.Build:
 
 
 @asynccontextmanager
-async def _writing(
-    info: Info, workspace: GlobalID | uuid.UUID, action: Action = Action.WRITE
+async def writing(
+    info: Info, workspace: GlobalID | uuid.UUID
 ) -> AsyncIterator[tuple[AsyncSession, uuid.UUID]]:
-    """A session on the caller's workspace, if they may do `action` there, that commits at
-    the end, then wakes subscribers."""
+    """A session on the caller's workspace, if the permission table lets them make this
+    mutation there, that commits at the end, then wakes subscribers."""
     pk = workspace if isinstance(workspace, uuid.UUID) else await workspace_pk(info, workspace)
-    await info.context.require(pk, action)
+    await info.context.require(pk, operation_action("Mutation", info.field_name))
     async with info.context.sessions() as session, session.begin():
         yield session, pk
     info.context.notifier.changed(pk)

@@ -26,6 +26,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.relay import GlobalIDValueError, Node
+from strawberry.tools import merge_types
 from strawberry.types.execution import (
     ExecutionContext,
     ExecutionResult,
@@ -34,10 +35,11 @@ from strawberry.types.execution import (
 
 from stardag_graphql.context import Context
 from stardag_graphql.errors import RegistryError
-from stardag_graphql.mutations import Mutation
+from stardag_graphql.management import ManagementMutation
+from stardag_graphql.mutations import BuildMutation
 from stardag_graphql.store import tenancy
 from stardag_graphql.subscriptions import Subscription
-from stardag_graphql.types import Info, Organization, User, UTCDateTimeScalar, Workspace
+from stardag_graphql.types import Info, Organization, UTCDateTimeScalar, Viewer, Workspace, viewer
 
 logger = logging.getLogger("stardag.registry")
 
@@ -49,13 +51,9 @@ CACHED_DOCUMENTS = 256
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The caller.")
-    async def viewer(self, info: Info) -> User | None:
-        user_id = info.context.identity.user_id
-        if user_id is None:
-            return None
-        row = await info.context.loaders.users.load(user_id)
-        return User.from_row(row) if row else None
+    @strawberry.field(description="The signed-in person (none for an API key).")
+    async def viewer(self, info: Info) -> Viewer | None:
+        return await viewer(info)
 
     @strawberry.field(description="The caller's organizations, by slug.")
     async def organizations(self, info: Info) -> list[Organization]:
@@ -173,7 +171,7 @@ class RegistrySchema(strawberry.Schema):
 schema = RegistrySchema(
     query=Query,
     scalar_overrides={datetime: UTCDateTimeScalar},
-    mutation=Mutation,
+    mutation=merge_types("Mutation", (BuildMutation, ManagementMutation)),
     subscription=Subscription,
     extensions=[
         # Clients send the same few documents again and again: parse and validate each once.

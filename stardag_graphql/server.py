@@ -1,7 +1,8 @@
 """Running the registry with uvicorn, on loopback unless authentication is configured.
 
 The registry has no login in local mode, so it answers only on a loopback address: anyone
-who can reach a wider address would otherwise read and write every workspace.
+who can reach a wider address would otherwise read and write every workspace. In server mode
+every request is authenticated, and it may listen anywhere.
 """
 
 import asyncio
@@ -26,19 +27,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_host(host: str) -> None:
-    """Refuse to listen on `host` unless it is a loopback address (local mode has no login)."""
-    if not is_loopback(host):
+def check_host(host: str, *, server_mode: bool = False) -> None:
+    """Refuse to listen on `host` in local mode (no login) unless it is a loopback address."""
+    if not server_mode and not is_loopback(host):
         raise ServerConfigError(
             f"refusing to listen on {host!r}: the registry runs in local mode, without "
             "authentication, so it listens on loopback only (127.0.0.1, ::1 or localhost); "
-            "reach it from elsewhere through an SSH tunnel"
+            "reach it from elsewhere through an SSH tunnel, or switch on server mode "
+            "(STARDAG_OIDC_ISSUER and STARDAG_OIDC_CLIENT_ID)"
         )
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the registry until interrupted; `ServerConfigError` before starting if it can't."""
-    check_host(host)
+    check_host(host, server_mode=settings.server_mode)
     # Open the database once up front, so a problem is one clear error, not a startup traceback.
     asyncio.run(_check_database(settings))
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -9,10 +9,11 @@ import enum
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Generic, Self, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 import strawberry
 from strawberry.dataloader import DataLoader
+from strawberry.permission import BasePermission
 from strawberry.relay import GlobalID, Node, NodeID
 from strawberry.scalars import JSON
 
@@ -20,11 +21,13 @@ from stardag_graphql import models
 from stardag_graphql.context import Context
 from stardag_graphql.errors import InvalidInputError
 from stardag_graphql.ids import row_id
+from stardag_graphql.permissions import Action, allowed, operation_action
 from stardag_graphql.store import builds as build_store
 from stardag_graphql.store import events as event_store
 from stardag_graphql.store import lineage as lineage_store
 from stardag_graphql.store import locks as lock_store
 from stardag_graphql.store import logs as log_store
+from stardag_graphql.store import organizations as organization_store
 from stardag_graphql.store import search as task_search
 from stardag_graphql.store import tasks as task_store
 from stardag_graphql.store import tenancy
@@ -123,6 +126,20 @@ def connection(
     )
 
 
+class Allowed(BasePermission):
+    """The caller may do, in the organization of the object, the action that the permission
+    table gives this field; a `ForbiddenError` says why not."""
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        action = operation_action(info.path.typename or "", info.field_name)
+        info.context.require_in_organization(source.organization_pk, action)
+        return True
+
+
+GUARDED: list[type[BasePermission]] = [Allowed]
+"""The permission classes of a field whose action the permission table names."""
+
+
 @strawberry.type(description="A person.")
 class User:
     email: str
@@ -141,11 +158,108 @@ class Member:
 
 
 @strawberry.type(description="An invitation to an organization, not yet accepted.")
-class Invite:
+class Invite(Node):
+    pk: NodeID[str]
     email: str
     role: models.Role
     created_at: datetime
     expires_at: datetime
+    organization_pk: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, row: models.Invite) -> Self:
+        return cls(
+            pk=str(row.id),
+            email=row.email,
+            role=row.role,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            organization_pk=row.organization_id,
+        )
+
+    @property
+    def row_pk(self) -> uuid.UUID:
+        """The invite's row id."""
+        return uuid.UUID(self.pk)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        """Invites of organizations where the caller manages members, and those to them."""
+        identity = info.context.identity
+        viewer = await _viewer_row(info)
+
+        def visible(row: models.Invite) -> bool:
+            if viewer is not None and viewer.email_verified and row.email == viewer.email:
+                return True
+            role = identity.roles.get(row.organization_id)
+            return identity.api_key_workspace is None and allowed(role, Action.MANAGE_MEMBERS)
+
+        rows = await _visible_rows(info.context.loaders.invites, node_ids, visible)
+        return [cls.from_row(row) if row else None for row in rows]
+
+    @strawberry.field(description="The organization the invite is to, by slug and name.")
+    async def organization(self, info: Info) -> "OrganizationSummary":
+        row = await info.context.loaders.organizations.load(self.organization_pk)
+        assert row is not None
+        return OrganizationSummary(slug=row.slug, name=row.name)
+
+
+@strawberry.type(description="An organization by name only, as an invitee or a member sees it.")
+class OrganizationSummary:
+    slug: str
+    name: str
+
+
+@strawberry.type(description="One of the caller's memberships, in any organization.")
+class Membership:
+    organization: OrganizationSummary
+    role: models.Role
+
+
+@strawberry.type(description="The signed-in person: their organizations and pending invites.")
+class Viewer:
+    email: str
+    email_verified: bool
+    display_name: str
+    row: strawberry.Private[models.User]
+
+    @strawberry.field(description="Every organization the caller belongs to, with their role.")
+    async def memberships(self, info: Info) -> list[Membership]:
+        async with info.context.sessions() as session:
+            rows = await tenancy.memberships_of(session, self.row.id)
+        return [
+            Membership(
+                organization=OrganizationSummary(slug=organization.slug, name=organization.name),
+                role=membership.role,
+            )
+            for membership, organization in rows
+        ]
+
+    @strawberry.field(description="Invites to the caller's verified email, newest first.")
+    async def invites(self, info: Info) -> list[Invite]:
+        async with info.context.sessions() as session:
+            rows = await organization_store.invites_to(session, self.row)
+        return [Invite.from_row(row) for row in rows]
+
+
+async def _viewer_row(info: Info) -> models.User | None:
+    """The signed-in person's row; None for an API key or an anonymous caller."""
+    identity = info.context.identity
+    if identity.user_id is None or identity.api_key_workspace is not None:
+        return None
+    return await info.context.loaders.users.load(identity.user_id)
+
+
+async def viewer(info: Info) -> Viewer | None:
+    """The signed-in caller as a `Viewer`."""
+    row = await _viewer_row(info)
+    if row is None:
+        return None
+    return Viewer(
+        email=row.email, email_verified=row.email_verified, display_name=row.display_name, row=row
+    )
 
 
 @strawberry.type(description="A named root (an fsspec URL) that a workspace's outputs live under.")
@@ -622,6 +736,9 @@ class Workspace(Node):
     slug: str
     name: str
     created_at: datetime
+    archived_at: datetime | None = strawberry.field(
+        description="When the workspace was archived: it stays readable, nothing is written."
+    )
     organization_pk: strawberry.Private[uuid.UUID]
 
     @classmethod
@@ -631,6 +748,7 @@ class Workspace(Node):
             slug=row.slug,
             name=row.name,
             created_at=row.created_at,
+            archived_at=row.archived_at,
             organization_pk=row.organization_id,
         )
 
@@ -661,7 +779,9 @@ class Workspace(Node):
             rows = await tenancy.target_roots(session, self.row_pk)
         return [TargetRoot(name=row.name, uri=row.uri) for row in rows]
 
-    @strawberry.field(description="The workspace's API keys (prefixes only).")
+    @strawberry.field(
+        description="The workspace's API keys (prefixes only).", permission_classes=GUARDED
+    )
     async def api_keys(self, info: Info) -> list[ApiKey]:
         async with info.context.sessions() as session:
             rows = await tenancy.api_keys(session, self.row_pk)
@@ -758,6 +878,15 @@ class Organization(Node):
     def from_row(cls, row: models.Organization) -> Self:
         return cls(pk=str(row.id), slug=row.slug, name=row.name, created_at=row.created_at)
 
+    @property
+    def organization_pk(self) -> uuid.UUID:
+        """The organization's row id, as the permission check reads it of any object."""
+        return self.row_pk
+
+    @strawberry.field(description="The caller's role here (an API key acts as a member).")
+    def viewer_role(self, info: Info) -> models.Role:
+        return info.context.identity.roles[self.row_pk]
+
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
@@ -773,7 +902,9 @@ class Organization(Node):
         """The organization's row id."""
         return uuid.UUID(self.pk)
 
-    @strawberry.field(description="The organization's members, by email.")
+    @strawberry.field(
+        description="The organization's members, by email.", permission_classes=GUARDED
+    )
     async def members(self, info: Info) -> list[Member]:
         async with info.context.sessions() as session:
             rows = await tenancy.members_of(session, self.row_pk)
@@ -782,21 +913,18 @@ class Organization(Node):
             for membership, user in rows
         ]
 
-    @strawberry.field(description="Invitations not yet accepted, newest first.")
+    @strawberry.field(
+        description="Invitations not yet accepted, newest first.", permission_classes=GUARDED
+    )
     async def invites(self, info: Info) -> list[Invite]:
         async with info.context.sessions() as session:
             rows = await tenancy.pending_invites(session, self.row_pk)
-        return [
-            Invite(
-                email=row.email, role=row.role, created_at=row.created_at, expires_at=row.expires_at
-            )
-            for row in rows
-        ]
+        return [Invite.from_row(row) for row in rows]
 
-    @strawberry.field(description="The organization's workspaces, by slug.")
+    @strawberry.field(description="The organization's workspaces the caller reaches, by slug.")
     async def workspaces(self, info: Info) -> list[Workspace]:
         async with info.context.sessions() as session:
-            rows = await tenancy.workspaces_of(session, self.row_pk)
+            rows = await tenancy.workspaces_of(session, info.context.identity, self.row_pk)
         return [Workspace.from_row(row) for row in rows]
 
 

@@ -10,6 +10,7 @@ and workspace, created on first start.
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -118,24 +119,71 @@ async def workspace(
     )
 
 
-async def workspace_ids(session: AsyncSession, identity: Identity) -> dict[uuid.UUID, uuid.UUID]:
-    """Every workspace the caller reaches, mapped to its organization."""
-    statement = select(Workspace.id, Workspace.organization_id).where(
+class Reach(NamedTuple):
+    """How the caller reaches a workspace: through which organization, and if it is archived."""
+
+    organization_id: uuid.UUID
+    archived: bool
+
+
+async def workspace_ids(session: AsyncSession, identity: Identity) -> dict[uuid.UUID, Reach]:
+    """Every workspace the caller reaches, with its organization and whether it is archived."""
+    statement = select(Workspace.id, Workspace.organization_id, Workspace.archived_at).where(
         Workspace.organization_id.in_(identity.organization_ids)
     )
     if identity.api_key_workspace is not None:
         statement = statement.where(Workspace.id == identity.api_key_workspace)
-    return dict((await session.execute(statement)).all())
+    rows = await session.execute(statement)
+    return {
+        workspace: Reach(organization, archived_at is not None)
+        for workspace, organization, archived_at in rows
+    }
 
 
-async def workspaces_of(session: AsyncSession, organization_id: uuid.UUID) -> list[Workspace]:
-    """An organization's workspaces, by slug."""
-    rows = await session.scalars(
-        select(Workspace)
-        .where(Workspace.organization_id == organization_id)
-        .order_by(Workspace.slug)
+async def local_identity(session: AsyncSession, user_id: uuid.UUID) -> Identity:
+    """The local user (local mode), with their role in each of their organizations."""
+    rows = await session.execute(
+        select(Membership.organization_id, Membership.role).where(Membership.user_id == user_id)
     )
-    return list(rows)
+    return Identity(user_id, dict(rows.all()))
+
+
+async def member_identity(
+    session: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID
+) -> Identity:
+    """A signed-in user acting in one organization, with their role there as of now.
+
+    A user no longer a member gets no role: the organization then reads as missing to them.
+    """
+    role = await session.scalar(
+        select(Membership.role).where(
+            Membership.user_id == user_id, Membership.organization_id == organization_id
+        )
+    )
+    return Identity(user_id, {} if role is None else {organization_id: role})
+
+
+async def workspaces_of(
+    session: AsyncSession, identity: Identity, organization_id: uuid.UUID
+) -> list[Workspace]:
+    """The organization's workspaces that the caller reaches, by slug."""
+    statement = select(Workspace).where(Workspace.organization_id == organization_id)
+    if identity.api_key_workspace is not None:
+        statement = statement.where(Workspace.id == identity.api_key_workspace)
+    return list(await session.scalars(statement.order_by(Workspace.slug)))
+
+
+async def memberships_of(
+    session: AsyncSession, user_id: uuid.UUID
+) -> list[tuple[Membership, Organization]]:
+    """A user's memberships with their organizations, by slug."""
+    rows = await session.execute(
+        select(Membership, Organization)
+        .join(Organization, Organization.id == Membership.organization_id)
+        .where(Membership.user_id == user_id)
+        .order_by(Organization.slug)
+    )
+    return [(membership, organization) for membership, organization in rows]
 
 
 async def members_of(

@@ -1,5 +1,6 @@
 """Real databases for the registry tests: embedded SQLite files and a throwaway PostgreSQL."""
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -27,7 +28,13 @@ from stardag_graphql.notify import Notifier
 from stardag_graphql.schema import schema
 from stardag_graphql.settings import Settings
 from stardag_graphql.store.tenancy import Identity, ensure_local_identity
-from tests.conftest import free_port
+from stardag_graphql.tokens import TokenSigner
+from tests.conftest import free_port, serving
+from tests.graphql.tenants import ServerMode
+from tests.identity_provider import IdentityProvider
+
+CLIENT_ID = "stardag-cli"
+AUDIENCE = "stardag"
 
 
 @pytest.fixture(scope="session")
@@ -204,3 +211,57 @@ async def registry(database_url: str) -> AsyncIterator[Starlette]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield app
+
+
+@pytest.fixture(scope="session")
+def identity_provider() -> Iterator[IdentityProvider]:
+    """A real OpenID Connect provider on loopback, with the CLI registered as a client."""
+    with IdentityProvider(audience=AUDIENCE) as provider:
+        provider.add_client(CLIENT_ID, ["http://127.0.0.1/callback"])
+        yield provider
+
+
+def server_settings(
+    database_url: str, provider: IdentityProvider, key_file: Path, **overrides: Any
+) -> Settings:
+    """Settings of a registry in server mode, signing in through `provider`."""
+    values: dict[str, Any] = {"rate_limit_per_minute": 100_000, **overrides}
+    return Settings(
+        database_url=database_url,
+        oidc_issuer=provider.issuer,
+        oidc_client_id=CLIENT_ID,
+        oidc_audience=AUDIENCE,
+        signing_key_file=key_file,
+        **values,
+    )
+
+
+@contextlib.contextmanager
+def serving_settings(settings: Settings) -> Iterator[str]:
+    """The registry for `settings` under uvicorn, on its migrated database; yields its URL."""
+    asyncio.run(ensure_schema(settings))
+    with serving(create_app(settings)) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def server_mode_at(url: str, settings: Settings) -> AsyncIterator[ServerMode]:
+    """A `ServerMode` for the registry at `url`, with sessions in the running event loop."""
+    engine = create_engine(settings)
+    try:
+        signer = TokenSigner.load_or_create(settings.signing_key_file, settings.public_url)
+        yield ServerMode(url, signer, create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def server_mode(
+    database_url: str, identity_provider: IdentityProvider, tmp_path: Path
+) -> AsyncIterator[ServerMode]:
+    """A registry in server mode under uvicorn, on a fresh database."""
+    settings = server_settings(database_url, identity_provider, tmp_path / "key.pem")
+    await ensure_schema(settings)
+    with serving(create_app(settings)) as url:
+        async with server_mode_at(url, settings) as server:
+            yield server

@@ -494,4 +494,4 @@ async def test_an_api_key_authenticates_a_request_and_a_bad_one_is_refused(serve
     assert "API key is not valid" in forged.text
     assert secret not in forged.text
     assert malformed.status_code == 401
-    assert "Bearer <API key>" in malformed.text
+    assert "Bearer <registry token or API key>" in malformed.text
