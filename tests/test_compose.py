@@ -11,7 +11,15 @@ import yaml
 ROOT = Path(__file__).parents[1]
 
 
-def compose(*args: str, password: str | None) -> subprocess.CompletedProcess[str]:
+SERVER_MODE = {
+    "STARDAG_OIDC_ISSUER": "https://login.example.com",
+    "STARDAG_OIDC_CLIENT_ID": "stardag",
+}
+
+
+def compose(
+    *args: str, password: str | None, **environment: str
+) -> subprocess.CompletedProcess[str]:
     """Run the Compose client (the `docker compose` plugin, else `docker-compose`) here."""
     if shutil.which("docker") and _has_plugin():
         command = ["docker", "compose", *args]
@@ -19,7 +27,7 @@ def compose(*args: str, password: str | None) -> subprocess.CompletedProcess[str
         command = ["docker-compose", *args]
     else:
         pytest.fail("no Compose client: apt-get install docker-compose (CI installs it)")
-    environment = {"PATH": "/usr/bin:/bin:/usr/local/bin"}
+    environment |= {"PATH": "/usr/bin:/bin:/usr/local/bin"}
     if password is not None:
         environment["STARDAG_DB_PASSWORD"] = password
     return subprocess.run(
@@ -35,7 +43,7 @@ def _has_plugin() -> bool:
 @pytest.fixture(scope="module")
 def config() -> dict[str, Any]:
     """The resolved Compose configuration."""
-    resolved = compose("config", password="s3cret")
+    resolved = compose("config", password="s3cret", **SERVER_MODE)
     assert resolved.returncode == 0, resolved.stderr
     loaded: dict[str, Any] = yaml.safe_load(resolved.stdout)
     return loaded
@@ -50,24 +58,45 @@ def test_postgresql_keeps_its_data_in_a_volume_and_reports_health(config: dict[s
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
 
 
-def test_the_registry_migrates_then_serves_on_loopback_once_postgresql_is_healthy(
+def test_the_registry_migrates_then_serves_in_server_mode_once_postgresql_is_healthy(
     config: dict[str, Any],
 ) -> None:
     registry = config["services"]["registry"]
     command = " ".join(registry["command"])
+    environment = registry["environment"]
 
     assert registry["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert command.index("stardag db upgrade") < command.index("stardag serve")
-    assert "--host 127.0.0.1" in command
-    assert registry["environment"]["STARDAG_DATABASE_URL"] == (
-        "postgresql+psycopg://stardag:s3cret@127.0.0.1:5433/stardag"
+    assert "--host 0.0.0.0" in command
+    assert environment["STARDAG_DATABASE_URL"] == (
+        "postgresql+psycopg://stardag:s3cret@postgres:5432/stardag"
     )
+    assert environment["STARDAG_OIDC_ISSUER"] == "https://login.example.com"
+    assert environment["STARDAG_SIGNING_KEY_FILE"].startswith("/var/lib/stardag/")
+    assert "registry-keys" in config["volumes"]
     assert "/healthz" in " ".join(registry["healthcheck"]["test"])
     assert (ROOT / "Dockerfile").is_file()
 
 
+def test_only_the_registry_is_published_and_postgresql_stays_internal(
+    config: dict[str, Any],
+) -> None:
+    (port,) = config["services"]["registry"]["ports"]
+
+    assert int(port["target"]) == 8000
+    assert "ports" not in config["services"]["postgres"]
+    assert all("network_mode" not in service for service in config["services"].values())
+
+
 def test_the_database_password_has_no_default() -> None:
-    refused = compose("config", password=None)
+    refused = compose("config", password=None, **SERVER_MODE)
 
     assert refused.returncode != 0
     assert "set STARDAG_DB_PASSWORD" in refused.stderr
+
+
+def test_server_mode_needs_an_identity_provider() -> None:
+    refused = compose("config", password="s3cret")
+
+    assert refused.returncode != 0
+    assert "STARDAG_OIDC_" in refused.stderr
