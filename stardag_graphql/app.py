@@ -86,6 +86,7 @@ class RegistryGraphQL(OfflineGraphQL[Context, None]):
             identity=request.state.identity,
             notifier=running.notifier,
             request_id=request_id,
+            reidentify=request.state.reidentify,
         )
 
 

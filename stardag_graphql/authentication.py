@@ -12,6 +12,7 @@ A refused HTTP request gets a GraphQL-shaped JSON error with its code (401 UNAUT
 code 4401, 4403 or 4429 and the message as the reason.
 """
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,9 +77,10 @@ class Authenticator:
         self.auth = auth
         self.local_user = local_user
 
-    async def identify(self, headers: Headers) -> Identity:
+    async def identify(self, headers: Headers, *, count: bool = True) -> Identity:
         """The identity the credentials in `headers` act as; `CredentialError` or
-        `RateLimitedError` if the request may not go on."""
+        `RateLimitedError` if the request may not go on. With `count=False` (a long-lived
+        subscription checking again) the request is not counted against the rate limit."""
         credential = bearer(headers)
         async with self.sessions() as session:
             if credential is None:
@@ -95,7 +97,8 @@ class Authenticator:
                         "the API key is not valid (unknown, revoked or mistyped): ask an admin "
                         "of the workspace for a new one"
                     )
-                self.limit(f"key:{credential[: len(KEY_PREFIX) + 10]}")
+                if count:
+                    self.limit(f"key:{credential[: len(KEY_PREFIX) + 10]}")
                 return identity
             if self.auth is None:
                 raise CredentialError(
@@ -103,7 +106,8 @@ class Authenticator:
                     "or a workspace API key"
                 )
             claims = self.auth.signer.verify(credential)
-            self.limit(f"user:{claims.user_id}")
+            if count:
+                self.limit(f"user:{claims.user_id}")
             return await member_identity(session, claims.user_id, claims.organization_id)
 
     def limit(self, caller: str) -> None:
@@ -128,7 +132,11 @@ def bearer(headers: Headers) -> str | None:
 
 
 class RequireIdentity:
-    """ASGI middleware: resolve the caller into `scope["state"]["identity"]`, or refuse."""
+    """ASGI middleware: resolve the caller into `scope["state"]["identity"]`, or refuse.
+
+    `scope["state"]["reidentify"]` checks the same credentials again, for subscriptions that
+    outlive a membership or a key.
+    """
 
     def __init__(self, app: ASGIApp, authenticator: Callable[[], Authenticator]) -> None:
         self.app = app
@@ -138,12 +146,15 @@ class RequireIdentity:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        authenticator, headers = self.authenticator(), Headers(scope=scope)
         try:
-            identity = await self.authenticator().identify(Headers(scope=scope))
+            identity = await authenticator.identify(headers)
         except RegistryError as error:
             await refuse(error, scope, receive, send)
             return
-        scope.setdefault("state", {})["identity"] = identity
+        state = scope.setdefault("state", {})
+        state["identity"] = identity
+        state["reidentify"] = functools.partial(authenticator.identify, headers, count=False)
         await self.app(scope, receive, send)
 
 

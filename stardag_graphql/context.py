@@ -13,7 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 
 from stardag_graphql import models
-from stardag_graphql.errors import ForbiddenError, InvalidInputError, NotFoundError
+from stardag_graphql.errors import (
+    CredentialError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+)
 from stardag_graphql.notify import Notifier
 from stardag_graphql.permissions import Action, allowed
 from stardag_graphql.store.assets import assets_of
@@ -48,6 +53,7 @@ class Context:
     identity: Identity
     notifier: Notifier
     request_id: str
+    reidentify: Callable[[], Awaitable[Identity]] | None = None
     loaders: Loaders = field(init=False)
     _workspaces: dict[uuid.UUID, Reach] | None = field(init=False, default=None)
 
@@ -68,6 +74,22 @@ class Context:
                 "the workspace is archived, so nothing can be changed in it: "
                 "restore it with restoreWorkspace, or use another workspace"
             )
+
+    async def still_reaches(self, workspace_id: uuid.UUID) -> None:
+        """Refuse, as if it were missing, a workspace the caller no longer reaches (their key
+        was revoked, their membership removed, their token expired): long subscriptions
+        check this as they go."""
+        if self.reidentify is None:
+            return
+        try:
+            identity = await self.reidentify()
+        except CredentialError as error:
+            raise CredentialError(f"{error} (the subscription ended)") from None
+        async with self.sessions() as session:
+            if workspace_id not in await workspace_ids(session, identity):
+                raise NotFoundError(
+                    "the workspace is no longer among yours: the subscription ended"
+                )
 
     def require_in_organization(self, organization_id: uuid.UUID, action: Action) -> None:
         """Refuse `action` in the organization unless the permission table allows it the

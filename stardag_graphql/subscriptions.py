@@ -4,6 +4,8 @@ Both read the database, not a message bus: a subscription reads what is new, the
 until a mutation of this process wakes it or `POLL_SECONDS` pass (which is how writes made by
 another server process reach it). Each reads a little behind its last key (`OVERLAP`) and
 skips what it has sent, so a row whose transaction committed late is still delivered, once.
+Between reads each checks that the caller still reaches the workspace: a removed member, a
+revoked key or an expired token ends the subscription with an error.
 """
 
 import uuid
@@ -75,6 +77,7 @@ class Subscription:
             if finished:
                 return
             await info.context.notifier.wait(build.workspace_id, POLL_SECONDS)
+            await info.context.still_reaches(build.workspace_id)
 
     @strawberry.subscription(
         description="Tasks of a workspace as their status or output changes, from now on."
@@ -101,6 +104,7 @@ class Subscription:
                     yield Task.from_row(row)
             if caught_up:
                 await info.context.notifier.wait(workspace, POLL_SECONDS)
+                await info.context.still_reaches(workspace)
 
 
 def _key(ordering: Ordering, after: str | None) -> tuple[datetime, uuid.UUID] | None:

@@ -13,9 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
+from gql import Client, GraphQLRequest
+from gql.transport.exceptions import TransportQueryError
+from gql.transport.websockets import WebsocketsTransport
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy import func, select
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from stardag_graphql.app import create_app
 from stardag_graphql.migrations import ensure_schema
@@ -492,3 +498,47 @@ async def test_over_the_rate_limit_a_caller_is_told_when_to_retry(
     assert int(limited.headers["Retry-After"]) >= 1
     assert limited.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
     assert member.status_code == 200
+
+
+async def test_a_subscription_ends_when_its_key_is_revoked(server_mode: ServerMode) -> None:
+    tenant = await make_tenant(server_mode.sessions)
+    transport = WebsocketsTransport(
+        url=server_mode.url.replace("http://", "ws://", 1) + "/graphql",
+        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+        headers={"Authorization": f"Bearer {tenant.api_key}"},
+    )
+    subscription = GraphQLRequest(
+        "subscription($w: ID!) { taskStatusChanged(workspaceId: $w) { taskId } }",
+        variable_values={"w": tenant.workspace},
+    )
+    async with Client(transport=transport, execute_timeout=20) as session:
+        changes = session.subscribe(subscription)
+        ended = asyncio.ensure_future(anext(aiter(changes)))
+        await asyncio.sleep(0.5)
+        await data(
+            server_mode,
+            "mutation($w: ID!, $p: String!) { revokeApiKey(workspaceId: $w, prefix: $p) { name } }",
+            server_mode.token(tenant, "owner"),
+            w=tenant.workspace,
+            p=tenant.api_key_prefix,
+        )
+
+        with pytest.raises(TransportQueryError) as refused:
+            await asyncio.wait_for(ended, 10)
+
+    assert "API key is not valid" in str(refused.value)
+    assert "subscription ended" in str(refused.value)
+
+
+async def test_a_websocket_without_credentials_is_closed_with_the_reason(
+    server_mode: ServerMode,
+) -> None:
+    url = server_mode.url.replace("http://", "ws://", 1) + "/graphql"
+
+    async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as websocket:
+        with pytest.raises(ConnectionClosed) as closed:
+            await websocket.recv()
+
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
+    assert "needs a credential" in closed.value.rcvd.reason
