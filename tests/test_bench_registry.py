@@ -1,4 +1,5 @@
-"""The registry benchmark still runs (`--quick`): bench/registry.py measures what it says it does.
+"""The registry benchmarks still run (`--quick`): bench/registry.py and bench/auth.py measure
+what they say they do.
 
 No timing is asserted: the figures belong in bench/README.md, not in a test's verdict.
 """
@@ -27,3 +28,20 @@ def test_quick_run_prints_a_results_table() -> None:
     assert "registerTasks, batches of 500 (2 deps each)" in measured
     assert any(name.startswith("upstream, maxDepth 5") for name in measured)
     assert any(name.startswith("first page of 20") for name in measured)
+
+
+def test_the_credential_benchmark_prints_every_check_beside_its_floor() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT.with_name("auth.py")), "--quick"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr[-5000:]
+    header, _rule, *rows = result.stdout.splitlines()
+    assert header == "| check | µs per check | ratio to floor |"
+    checks = [row.split(" | ")[0].strip("| ") for row in rows]
+    assert checks[0].startswith("floor")
+    assert {"API key, hash", "registry token"} <= set(checks)
