@@ -152,6 +152,37 @@ async def test_builds_page_newest_first_to_the_end(server: str) -> None:
     assert names == ["third", "second", "first"]
 
 
+async def test_in_local_mode_the_local_user_creates_and_manages_organizations(
+    server: str,
+) -> None:
+    async with http_client(server) as http:
+        created = await run(
+            http, 'mutation { createOrganization(slug: "ml-team", name: "ML team") { slug } }'
+        )
+        team = await run(
+            http,
+            '{ organization(slug: "ml-team") { id viewerRole workspaces { slug } '
+            "members { user { email } role } } }",
+        )
+        workspace = await run(
+            http,
+            'mutation($o: ID!) { createWorkspace(organizationId: $o, slug: "exp", '
+            'name: "Experiments") { slug } }',
+            o=team["organization"]["id"],
+        )
+        listed = await run(http, "{ organizations { slug } viewer { memberships { role } } }")
+
+    assert created == {"createOrganization": {"slug": "ml-team"}}
+    assert team["organization"]["viewerRole"] == "OWNER"
+    assert team["organization"]["workspaces"] == [{"slug": "default"}]
+    assert team["organization"]["members"] == [
+        {"user": {"email": "local@localhost"}, "role": "OWNER"}
+    ]
+    assert workspace == {"createWorkspace": {"slug": "exp"}}
+    assert [org["slug"] for org in listed["organizations"]] == ["local", "ml-team"]
+    assert listed["viewer"]["memberships"] == [{"role": "OWNER"}, {"role": "OWNER"}]
+
+
 async def test_every_answer_carries_its_own_request_id(server: str) -> None:
     transport = HTTPXAsyncTransport(url=f"{server}/graphql")
     request_ids = []
