@@ -148,7 +148,11 @@ class RequireIdentity:
             return
         authenticator, headers = self.authenticator(), Headers(scope=scope)
         try:
-            identity = await authenticator.identify(headers)
+            identity = (
+                NOBODY
+                if _asks_for_the_ide_page(scope, headers)
+                else await authenticator.identify(headers)
+            )
         except RegistryError as error:
             await refuse(error, scope, receive, send)
             return
@@ -156,6 +160,22 @@ class RequireIdentity:
         state["identity"] = identity
         state["reidentify"] = functools.partial(authenticator.identify, headers, count=False)
         await self.app(scope, receive, send)
+
+
+NOBODY = Identity(None, {})
+"""Who loads the GraphiQL page without credentials: it reaches nothing."""
+
+
+def _asks_for_the_ide_page(scope: Scope, headers: Headers) -> bool:
+    """A browser asking for GraphiQL's page (static HTML), which needs no credentials: the
+    operations it then sends carry them, set in its headers editor."""
+    return (
+        scope["type"] == "http"
+        and scope["method"] == "GET"
+        and "authorization" not in headers
+        and b"query=" not in scope.get("query_string", b"")
+        and "text/html" in headers.get("accept", "")
+    )
 
 
 STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "RATE_LIMITED": 429}

@@ -542,3 +542,19 @@ async def test_a_websocket_without_credentials_is_closed_with_the_reason(
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4401
     assert "needs a credential" in closed.value.rcvd.reason
+
+
+async def test_graphiql_loads_without_credentials_but_its_operations_need_them(
+    server_mode: ServerMode,
+) -> None:
+    async with httpx.AsyncClient(base_url=server_mode.url) as client:
+        page = await client.get("/graphql", headers={"Accept": "text/html"})
+        query = await client.get(
+            "/graphql",
+            params={"query": "{ organizations { slug } }"},
+            headers={"Accept": "text/html"},
+        )
+
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
+    assert query.status_code == 401
