@@ -237,6 +237,19 @@ def server_settings(
 
 
 @contextlib.contextmanager
+def fresh_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """An empty database of the kind `request.param` names ("sqlite" or "postgresql"), as the
+    `database_url` fixture makes, but for a module-scoped fixture."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('module') / 'registry.db'}"
+        return
+    with postgresql_database(request.getfixturevalue("pg_url"), "module") as url:
+        yield url
+
+
+@contextlib.contextmanager
 def serving_settings(settings: Settings) -> Iterator[str]:
     """The registry for `settings` under uvicorn, on its migrated database; yields its URL."""
     asyncio.run(ensure_schema(settings))

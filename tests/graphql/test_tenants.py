@@ -28,7 +28,7 @@ from stardag_graphql.settings import Settings
 from tests.graphql.conftest import (
     RECORD,
     REGISTER,
-    postgresql_database,
+    fresh_database,
     server_mode_at,
     server_settings,
     serving_settings,
@@ -257,15 +257,11 @@ def registry_url(
 ) -> Iterator[tuple[str, Settings]]:
     """One registry in server mode on each kind of database for the whole module: every test
     makes its own two tenants, so tests share no rows but skip starting a server each."""
-    root = tmp_path_factory.mktemp("tenants")
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            database_url = f"sqlite+aiosqlite:///{root / 'registry.db'}"
-        else:
-            pg_url = request.getfixturevalue("pg_url")
-            database_url = stack.enter_context(postgresql_database(pg_url, prefix="tenants"))
-        settings = server_settings(database_url, identity_provider, root / "key.pem")
-        yield stack.enter_context(serving_settings(settings)), settings
+    key_file = tmp_path_factory.mktemp("tenants") / "key.pem"
+    with fresh_database(request, tmp_path_factory) as database_url:
+        settings = server_settings(database_url, identity_provider, key_file)
+        with serving_settings(settings) as url:
+            yield url, settings
 
 
 @pytest.fixture
