@@ -104,17 +104,22 @@ class LockResult:
 
 @strawberry.type
 class BuildMutation:
-    @strawberry.mutation(description="Start a build; it is named memorably unless `name` is given.")
+    @strawberry.mutation(
+        description="Start a build; it is named memorably unless `name` is given. With `key` "
+        "(a UUID the client chooses, which becomes the build's row id) starting is idempotent: "
+        "resending returns the same build."
+    )
     async def start_build(
         self,
         info: Info,
         workspace_id: GlobalID,
         name: str | None = None,
         commit: str | None = None,
+        key: uuid.UUID | None = None,
     ) -> Build:
         async with writing(info, workspace_id) as (session, workspace):
             row = await build_store.start_build(
-                session, workspace, info.context.identity.user_id, name, commit
+                session, workspace, info.context.identity.user_id, name, commit, key
             )
         return Build.from_row(row)
 

@@ -86,24 +86,38 @@ async def start_build(
     user_id: uuid.UUID | None,
     name: str | None = None,
     commit: str | None = None,
+    build_id: uuid.UUID | None = None,
 ) -> Build:
-    """A new running build; named memorably unless `name` is given."""
+    """A new running build; named memorably unless `name` is given.
+
+    With `build_id` (chosen by the client) starting is idempotent: the build of that id in
+    this workspace is returned as it is, so a client may resend a start it got no answer to.
+    """
     if name is not None and not 1 <= len(name) <= MAX_NAME_LENGTH:
         raise InvalidInputError(f"name must be 1 to {MAX_NAME_LENGTH} characters, got {name!r}")
     if commit is not None and not 1 <= len(commit) <= MAX_COMMIT_LENGTH:
         raise InvalidInputError(
             f"commit must be 1 to {MAX_COMMIT_LENGTH} characters, got {commit!r}"
         )
-    build = Build(
-        workspace_id=workspace_id,
-        name=name or memorable_name(),
-        user_id=user_id,
-        commit=commit,
-        status=BuildStatus.RUNNING,
-        started_at=utcnow(),
+    values = {
+        "id": build_id or uuid.uuid4(),
+        "workspace_id": workspace_id,
+        "name": name or memorable_name(),
+        "user_id": user_id,
+        "commit": commit,
+        "status": BuildStatus.RUNNING,
+        "started_at": utcnow(),
+    }
+    await session.execute(
+        insert(session, Build).values(**values).on_conflict_do_nothing(index_elements=["id"])
     )
-    session.add(build)
-    await session.flush()
+    build = await session.scalar(
+        select(Build).where(Build.id == values["id"]).execution_options(populate_existing=True)
+    )
+    if build is None or build.workspace_id != workspace_id:
+        raise InvalidInputError(
+            f"the build id {build_id} is already taken: start the build with a new random id"
+        )
     return build
 
 

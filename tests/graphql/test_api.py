@@ -118,6 +118,26 @@ async def test_registering_is_idempotent_and_concurrent_registrations_make_one_r
     assert (rows, edges) == (2, 1)
 
 
+async def test_a_build_started_with_a_key_starts_once(api: Api) -> None:
+    workspace = await api.workspace_id()
+    organization = (await api('{ organization(slug: "local") { id } }'))["organization"]["id"]
+    other = await api(
+        'mutation($o: ID!) { createWorkspace(organizationId: $o, slug: "other", name: "Other") '
+        "{ id } }",
+        o=organization,
+    )
+    key = str(uuid.uuid4())
+    start = "mutation($w: ID!, $k: UUID) { startBuild(workspaceId: $w, key: $k) { id name } }"
+
+    first = await api(start, w=workspace, k=key)
+    again = await api(start, w=workspace, k=key)
+    taken = await api.error(start, w=other["createWorkspace"]["id"], k=key)
+
+    assert again == first
+    assert taken.extensions == {"code": "BAD_USER_INPUT"}
+    assert "already taken" in taken.message
+
+
 async def test_a_build_collects_its_tasks_events_and_graph(api: Api) -> None:
     workspace = await api.workspace_id()
     build = (await api("mutation($w: ID!) { startBuild(workspaceId: $w) { id } }", w=workspace))[
