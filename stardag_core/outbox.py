@@ -1,0 +1,73 @@
+"""A durable queue of what a build reports to the registry: a small SQLite file.
+
+Messages are appended as the build goes and removed only once the registry confirmed them,
+so a registry that is down or slow loses nothing: whatever is left is sent by the next
+sender on the same file, this run or a later one. Each message keeps the ids it was given
+when it was queued (event ids, build keys), so sending it twice changes nothing.
+"""
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Message:
+    """One queued report: its place in the queue, its kind and its JSON payload."""
+
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+
+
+class Outbox:
+    """Messages in order, in the SQLite file `path` (created with its folder)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS outbox "
+            "(seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL)"
+        )
+
+    def __repr__(self) -> str:
+        return f"Outbox({str(self.path)!r})"
+
+    def put(self, kind: str, payload: dict[str, Any]) -> None:
+        """Queue a message."""
+        text = json.dumps(payload, separators=(",", ":"))
+        with self._lock:
+            self._db.execute("INSERT INTO outbox (kind, payload) VALUES (?, ?)", (kind, text))
+
+    def peek(self, limit: int) -> list[Message]:
+        """The oldest `limit` messages, still queued."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, kind, payload FROM outbox ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+        return [Message(seq, kind, json.loads(payload)) for seq, kind, payload in rows]
+
+    def remove(self, messages: Iterable[Message]) -> None:
+        """Forget messages the registry has confirmed."""
+        seqs = [(message.seq,) for message in messages]
+        with self._lock:
+            self._db.executemany("DELETE FROM outbox WHERE seq = ?", seqs)
+
+    def __len__(self) -> int:
+        with self._lock:
+            (count,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
+        return int(count)
+
+    def close(self) -> None:
+        """Close the file; queued messages stay in it."""
+        with self._lock:
+            self._db.close()

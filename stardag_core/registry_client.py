@@ -1,0 +1,284 @@
+"""The GraphQL registry: a build's reports, sent to a stardag registry through a durable outbox.
+
+```python
+registry = GraphQLRegistry("http://127.0.0.1:8000", workspace_id, credential=api_key)
+sd.build(task, registry=registry)
+```
+
+The build only appends to the outbox (a SQLite file); a background thread sends what is
+queued in batches (`startBuild`, `registerTasks`, `recordEvents`, `finishBuild`, all
+idempotent) and removes it once the registry confirmed it. A registry that is down or slow
+slows no build: the thread retries with backoff, and what is left when the process ends is
+sent by the next registry opened on the same outbox. A message the registry refuses as
+invalid is logged and dropped, so it cannot block the ones behind it.
+"""
+
+import atexit
+import base64
+import hashlib
+import logging
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from stardag_core.outbox import Message, Outbox
+from stardag_core.registry import BuildRecord, TaskEvent, TaskEventKind, now
+from stardag_core.tasks import Task, flatten_targets, flatten_tasks
+
+logger = logging.getLogger("stardag.registry")
+
+BATCH = 500
+TASKS_PER_REQUEST = 1000
+MAX_BACKOFF_SECONDS = 5.0
+EVENT_KINDS = {
+    TaskEventKind.STARTED: "TASK_RUNNING",
+    TaskEventKind.COMPLETED: "TASK_COMPLETED",
+    TaskEventKind.SKIPPED: "TASK_COMPLETED",
+    TaskEventKind.FAILED: "TASK_FAILED",
+}
+# Refusals that waiting may cure; any other GraphQL error means the message itself is wrong.
+TRANSIENT_CODES = frozenset({"UNAUTHENTICATED", "RATE_LIMITED", "INTERNAL_SERVER_ERROR"})
+
+START = """mutation($w: ID!, $k: UUID!, $c: String) {
+  startBuild(workspaceId: $w, key: $k, commit: $c) { id }
+}"""
+REGISTER = """mutation($w: ID!, $t: [TaskInput!]!, $b: ID, $r: [String!]) {
+  registerTasks(workspaceId: $w, tasks: $t, buildId: $b, rootTaskIds: $r) { registered }
+}"""
+RECORD = """mutation($w: ID!, $e: [EventInput!]!) {
+  recordEvents(workspaceId: $w, events: $e) { recorded }
+}"""
+FINISH = """mutation($b: ID!, $s: BuildStatus!) { finishBuild(buildId: $b, status: $s) { id } }"""
+
+
+def default_outbox(url: str, workspace_id: str) -> Path:
+    """One outbox file per registry and workspace, under `~/.stardag/outbox/`."""
+    digest = hashlib.sha256(f"{url}\n{workspace_id}".encode()).hexdigest()[:16]
+    return Path.home() / ".stardag" / "outbox" / f"{digest}.db"
+
+
+def build_global_id(key: str) -> str:
+    """The registry's global id of the build started with `key` (a Relay id: `Build:<key>`)."""
+    return base64.b64encode(f"Build:{key}".encode()).decode()
+
+
+def git_commit() -> str | None:
+    """The commit checked out in the working directory, if it is a git checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=2, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def registration(task: Task) -> dict[str, Any]:
+    """A task as `registerTasks` takes it: its JSON, output and direct dependencies."""
+    cls = type(task)
+    targets = flatten_targets(task.output())
+    output_uri = getattr(targets[0], "uri", None) if targets else None
+    return {
+        "taskId": str(task.id),
+        "name": cls.get_name(),
+        "namespace": cls.get_namespace(),
+        "version": cls.get_version(),
+        "parameters": task.model_dump(mode="json"),
+        "outputUri": output_uri,
+        "dependencies": [str(dependency.id) for dependency in flatten_tasks(task.requires())],
+    }
+
+
+class GraphQLRegistry:
+    """Reports builds to the registry at `url`, in the workspace `workspace_id` (a global id),
+    as `credential` (a registry token or a workspace API key; none in local mode)."""
+
+    def __init__(
+        self,
+        url: str,
+        workspace_id: str,
+        *,
+        credential: str | None = None,
+        outbox: Path | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.workspace_id = workspace_id
+        self._credential = credential
+        self._outbox = Outbox(outbox or default_outbox(self.url, workspace_id))
+        self._registered: set[uuid.UUID] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._send_forever, name="stardag-registry")
+        self._thread.daemon = True
+        self._thread.start()
+        atexit.register(self.close)
+
+    def __repr__(self) -> str:
+        return f"GraphQLRegistry({self.url!r}, workspace={self.workspace_id!r})"
+
+    # The engine's hooks: they only queue.
+
+    def build_started(self, build: BuildRecord) -> None:
+        """Queue the build's start and the registration of the tasks it was asked for."""
+        key = str(build.id)
+        self._put("start", {"key": key, "commit": git_commit()})
+        tasks = [payload for root in build.roots for payload in self._unregistered(root)]
+        roots = [str(root.id) for root in build.roots]
+        for start in range(0, max(len(tasks), 1), TASKS_PER_REQUEST):
+            chunk = tasks[start : start + TASKS_PER_REQUEST]
+            self._put("register", {"build": key, "tasks": chunk, "roots": roots})
+
+    def task_event(self, event: TaskEvent) -> None:
+        """Queue what happened to a task (registering it and its upstream first, once)."""
+        tasks = list(self._unregistered(event.task))
+        if tasks:
+            self._put("register", {"build": str(event.build_id), "tasks": tasks, "roots": []})
+        payload: dict[str, Any] = {"skipped": True} if event.kind is TaskEventKind.SKIPPED else {}
+        if event.error is not None:
+            payload["error"] = event.error
+        self._put(
+            "event",
+            {
+                "eventId": uuid.uuid4().hex,
+                "kind": EVENT_KINDS[event.kind],
+                "occurredAt": event.at.isoformat(),
+                "taskId": str(event.task.id),
+                "buildId": build_global_id(str(event.build_id)),
+                "payload": payload,
+            },
+        )
+
+    def build_finished(self, build: BuildRecord, succeeded: bool, at: Any = None) -> None:
+        """Queue the build's end."""
+        status = "COMPLETED" if succeeded else "FAILED"
+        self._put("finish", {"key": str(build.id), "status": status})
+
+    # Sending.
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued was sent (True) or `timeout` seconds passed (False)."""
+        deadline = now().timestamp() + timeout
+        while len(self._outbox):
+            self._idle.clear()
+            self._wake.set()
+            if not self._idle.wait(max(0.0, deadline - now().timestamp())):
+                return False
+        return True
+
+    def pending(self) -> int:
+        """How many messages wait in the outbox."""
+        return len(self._outbox)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Send what can be sent within `timeout` seconds, then stop; the rest stays queued."""
+        if self._stopping.is_set():
+            return
+        self.flush(timeout)
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        self._outbox.close()
+        atexit.unregister(self.close)
+
+    def _put(self, kind: str, payload: dict[str, Any]) -> None:
+        self._outbox.put(kind, payload)
+        self._wake.set()
+
+    def _unregistered(self, task: Task) -> Iterator[dict[str, Any]]:
+        """Registrations of `task` and of its upstream not yet registered, dependencies first."""
+        with self._lock:
+            if task.id in self._registered:
+                return
+            self._registered.add(task.id)
+        for dependency in flatten_tasks(task.requires()):
+            yield from self._unregistered(dependency)
+        yield registration(task)
+
+    def _send_forever(self) -> None:
+        from gql import Client
+        from gql.transport.httpx import HTTPXTransport
+
+        headers = {"Authorization": f"Bearer {self._credential}"} if self._credential else {}
+        transport = HTTPXTransport(url=f"{self.url}/graphql", headers=headers, timeout=30)
+        backoff = 0.0
+        with Client(transport=transport, fetch_schema_from_transport=False) as session:
+            while not self._stopping.is_set():
+                batch = _next_batch(self._outbox.peek(BATCH))
+                if not batch:
+                    self._idle.set()
+                    self._wake.wait(0.5)
+                    self._wake.clear()
+                    continue
+                if self._send(session, batch):
+                    self._outbox.remove(batch)
+                    backoff = 0.0
+                else:
+                    backoff = min(MAX_BACKOFF_SECONDS, max(0.1, backoff * 2))
+                    self._wake.wait(backoff)
+                    self._wake.clear()
+
+    def _send(self, session: Any, batch: list[Message]) -> bool:
+        """Send one batch: True once it is done with (sent, or refused for good)."""
+        from gql import GraphQLRequest
+        from gql.transport.exceptions import TransportQueryError
+
+        document, variables = self._request(batch)
+        try:
+            session.execute(GraphQLRequest(document, variable_values=variables))
+        except TransportQueryError as error:
+            codes = {
+                (problem.get("extensions") or {}).get("code")
+                for problem in (error.errors or [])
+                if isinstance(problem, dict)
+            }
+            if codes & TRANSIENT_CODES or not codes:
+                logger.warning("the registry refused a report for now (%s); retrying", error)
+                return False
+            logger.error("the registry refused a report for good, dropped: %s", error)
+            return True
+        except Exception as error:
+            logger.debug("the registry is unreachable (%s); retrying", error)
+            return False
+        return True
+
+    def _request(self, batch: list[Message]) -> tuple[str, dict[str, Any]]:
+        first = batch[0]
+        w = self.workspace_id
+        if first.kind == "start":
+            return START, {"w": w, "k": first.payload["key"], "c": first.payload["commit"]}
+        if first.kind == "finish":
+            return FINISH, {
+                "b": build_global_id(first.payload["key"]),
+                "s": first.payload["status"],
+            }
+        if first.kind == "register":
+            tasks = {t["taskId"]: t for m in batch for t in m.payload["tasks"]}
+            roots = sorted({root for m in batch for root in m.payload["roots"]})
+            build = build_global_id(first.payload["build"])
+            return REGISTER, {"w": w, "t": list(tasks.values()), "b": build, "r": roots}
+        return RECORD, {"w": w, "e": [message.payload for message in batch]}
+
+
+def _next_batch(messages: list[Message]) -> list[Message]:
+    """The first message, with the ones after it that can go in the same request: events
+    together, and registrations of the same build together."""
+    if not messages:
+        return []
+    first, batch = messages[0], [messages[0]]
+    if first.kind not in ("event", "register"):
+        return batch
+    tasks = len(first.payload.get("tasks", ()))
+    for message in messages[1:]:
+        same_build = message.payload.get("build") == first.payload.get("build")
+        if message.kind != first.kind or (first.kind == "register" and not same_build):
+            break
+        tasks += len(message.payload.get("tasks", ()))
+        if tasks > TASKS_PER_REQUEST:
+            break
+        batch.append(message)
+    return batch

@@ -1,0 +1,136 @@
+"""The SDK reports builds to a real registry: `GraphQLRegistry` against uvicorn on loopback.
+
+A build appears with its graph and statuses; a registry that is down slows nothing and loses
+nothing: the outbox keeps the reports and sends them, each once, when the registry is back.
+"""
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import stardag_core as sd
+from stardag_core.registry_client import GraphQLRegistry
+from stardag_graphql.app import create_app
+from stardag_graphql.migrations import ensure_schema
+from stardag_graphql.settings import Settings
+from tests.conftest import free_port, serving
+from tests.core.examples.pipeline import Add, Number
+
+WORKSPACE = "{ organizations { workspaces { id } } }"
+BUILDS = """
+query($w: ID!) {
+  workspace(id: $w) {
+    builds(first: 5) {
+      nodes {
+        status commit
+        rootTasks { name }
+        graph { nodes { name status parameters } edges { upstream downstream } }
+        events(first: 100) { totalCount nodes { kind } }
+      }
+    }
+  }
+}
+"""
+
+
+class Broken(sd.AutoTask[int]):
+    def run(self) -> None:
+        raise RuntimeError("disk on fire")
+
+
+def graphql(url: str, query: str, **variables: Any) -> dict[str, Any]:
+    response = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables})
+    body = response.json()
+    assert not body.get("errors"), body
+    return dict(body["data"])
+
+
+@pytest.fixture
+async def settings(database_url: str) -> Settings:
+    settings = Settings(database_url=database_url)
+    await ensure_schema(settings)
+    return settings
+
+
+@contextlib.contextmanager
+def registry_client(url: str, workspace: str, outbox: Path) -> Iterator[GraphQLRegistry]:
+    registry = GraphQLRegistry(url, workspace, outbox=outbox)
+    try:
+        yield registry
+    finally:
+        registry.close()
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[str]:
+    with serving(create_app(settings)) as url:
+        yield url
+
+
+def test_a_build_appears_with_its_graph_and_statuses(
+    server: str, local_root: str, tmp_path: Path
+) -> None:
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+    task = Add(left=Number(value=1), right=Number(value=2))
+
+    with registry_client(server, workspace, tmp_path / "outbox.db") as registry:
+        summary = sd.build(task, registry=registry)
+        assert registry.flush(30)
+
+    (build,) = graphql(server, BUILDS, w=workspace)["workspace"]["builds"]["nodes"]
+    assert summary.ok
+    assert build["status"] == "COMPLETED"
+    assert build["rootTasks"] == [{"name": "Add"}]
+    statuses = {t["name"]: t["status"] for t in build["graph"]["nodes"]}
+    assert statuses == {"Add": "COMPLETED", "Number": "COMPLETED"}
+    assert len(build["graph"]["edges"]) == 2
+    assert build["events"]["totalCount"] == 6  # started and completed, for each of 3 tasks
+    added = next(t for t in build["graph"]["nodes"] if t["name"] == "Add")
+    assert sd.Task.model_validate(added["parameters"]) == task
+
+
+def test_a_failure_is_recorded_with_its_traceback(
+    server: str, local_root: str, tmp_path: Path
+) -> None:
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+
+    with registry_client(server, workspace, tmp_path / "outbox.db") as registry:
+        sd.build(Broken(), registry=registry, fail_mode="continue")
+        assert registry.flush(30)
+
+    data = graphql(
+        server,
+        "query($w: ID!) { workspace(id: $w) { builds { nodes { status events { nodes "
+        "{ kind payload } } } } } }",
+        w=workspace,
+    )
+    (build,) = data["workspace"]["builds"]["nodes"]
+    failed = [e for e in build["events"]["nodes"] if e["kind"] == "TASK_FAILED"]
+    assert build["status"] == "FAILED"
+    assert "disk on fire" in failed[0]["payload"]["error"]
+
+
+def test_a_registry_that_is_down_loses_nothing(
+    settings: Settings, local_root: str, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox.db"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with serving(create_app(settings)) as up:
+        workspace = graphql(up, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+
+    with registry_client(url, workspace, outbox) as offline:
+        summary = sd.build(Add(left=Number(value=3), right=Number(value=4)), registry=offline)
+        assert not offline.flush(1)
+        assert offline.pending() > 0
+    with serving(create_app(settings), port=port), registry_client(url, workspace, outbox) as back:
+        assert back.flush(30)
+        (build,) = graphql(url, BUILDS, w=workspace)["workspace"]["builds"]["nodes"]
+
+    assert summary.ok
+    assert build["status"] == "COMPLETED"
+    assert build["events"]["totalCount"] == 6
