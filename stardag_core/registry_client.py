@@ -77,7 +77,8 @@ def git_commit() -> str | None:
 
 
 def registration(task: Task) -> dict[str, Any]:
-    """A task as `registerTasks` takes it: its JSON, output and direct dependencies."""
+    """A task as `registerTasks` takes it: the payload its id hashes (nested tasks as their
+    ids, so a task's size does not grow with its ancestry), output and direct dependencies."""
     cls = type(task)
     targets = flatten_targets(task.output())
     output_uri = getattr(targets[0], "uri", None) if targets else None
@@ -86,7 +87,7 @@ def registration(task: Task) -> dict[str, Any]:
         "name": cls.get_name(),
         "namespace": cls.get_namespace(),
         "version": cls.get_version(),
-        "parameters": task.model_dump(mode="json"),
+        "parameters": task.id_payload(),
         "outputUri": output_uri,
         "dependencies": [str(dependency.id) for dependency in flatten_tasks(task.requires())],
     }
