@@ -23,6 +23,8 @@ from tests.conftest import serving
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CONTENT_TYPES = {".js": "javascript", ".css": "text/css"}
+# How long the browser may take to show a result: generous, as CI machines are shared and busy.
+WAIT_SECONDS = 20
 
 
 @strawberry.type
@@ -130,13 +132,13 @@ class _AssetParser(HTMLParser):
 def wait_until_visible(browser: webdriver.Chrome, selector: str) -> WebElement:
     """The first element matching the CSS selector, once it is visible."""
     located = expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, selector))
-    return WebDriverWait(browser, 5).until(located)
+    return WebDriverWait(browser, WAIT_SECONDS).until(located)
 
 
 def wait_until_text(browser: webdriver.Chrome, selector: str, text: str) -> None:
     """Wait until the element matching the CSS selector contains the text."""
     found = expected_conditions.text_to_be_present_in_element((By.CSS_SELECTOR, selector), text)
-    WebDriverWait(browser, 5).until(found)
+    WebDriverWait(browser, WAIT_SECONDS).until(found)
 
 
 @pytest.fixture
