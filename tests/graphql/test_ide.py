@@ -148,6 +148,13 @@ def graphiql(server: str, browser: webdriver.Chrome) -> Iterator[webdriver.Chrom
     browser.execute_cdp_cmd(
         "Storage.clearDataForOrigin", {"origin": server, "storageTypes": "local_storage"}
     )
+    # A fresh tab: a page left from the previous test keeps its websocket client.
+    previous = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    new = browser.current_window_handle
+    browser.switch_to.window(previous)
+    browser.close()
+    browser.switch_to.window(new)
     browser.get(f"{server}/graphql")
     yield browser
     assert_loaded_only_from(server, browser)
