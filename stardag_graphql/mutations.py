@@ -207,6 +207,33 @@ class BuildMutation:
         async with writing(info, workspace_id) as (session, workspace):
             return await lock_store.release_lock(session, workspace, key, holder, fencing_token)
 
+    @strawberry.mutation(
+        description="Record `events` and release lock `key` in one transaction, if "
+        "`fencingToken` is still the live token of the caller's lease; otherwise record "
+        "nothing and answer false. This is how a worker records the work it did under a lock: "
+        "one whose lease lapsed, or was taken over, cannot. Resending after a success answers "
+        "true (events are idempotent by `eventId`)."
+    )
+    async def record_events_under_lock(
+        self,
+        info: Info,
+        workspace_id: GlobalID,
+        key: str,
+        holder: str,
+        fencing_token: int,
+        events: list[EventInput],
+    ) -> bool:
+        _check_batch("events", events)
+        records = [_event(event) for event in events]
+        async with writing(info, workspace_id) as (session, workspace):
+            for build in {record.build_id for record in records if record.build_id}:
+                await build_store.get_build(session, workspace, build)
+            if await lock_store.release_live_lock(session, workspace, key, holder, fencing_token):
+                await task_store.record_events(session, workspace, records)
+                return True
+            wanted = {record.event_id for record in records}
+            return await task_store.recorded_event_ids(session, workspace, wanted) == wanted
+
     @strawberry.mutation(description="Attach an asset to a task, replacing one of the same name.")
     async def put_asset(
         self,

@@ -68,6 +68,7 @@ OPERATIONS: Mapping[str, Action] = {
     "Mutation.acquireLock": Action.WRITE,
     "Mutation.renewLock": Action.WRITE,
     "Mutation.releaseLock": Action.WRITE,
+    "Mutation.recordEventsUnderLock": Action.WRITE,
     "Mutation.putAsset": Action.WRITE,
     "Mutation.appendLogs": Action.WRITE,
     "Mutation.createApiKey": Action.MANAGE_API_KEYS,

@@ -125,6 +125,35 @@ async def release_lock(
     return result.scalar_one_or_none() is not None
 
 
+async def release_live_lock(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    key: str,
+    holder: str,
+    fencing_token: int,
+    now: datetime | None = None,
+) -> bool:
+    """Release the lock if the caller holds a *live* lease with that token; returns whether it
+    did. The check and the release are one statement, so a lease that lapsed, or was taken
+    over, can never be released (or its work recorded) by its former holder."""
+    _check_names(key=key, holder=holder)
+    now = _now(now)
+    result = await session.execute(
+        update(Lock)
+        .where(
+            Lock.workspace_id == workspace_id,
+            Lock.key == key,
+            Lock.holder == holder,
+            Lock.fencing_token == fencing_token,
+            Lock.expires_at > now,
+        )
+        .values(holder=None, expires_at=None)
+        .returning(Lock.id)
+        .execution_options(synchronize_session=False)
+    )
+    return result.scalar_one_or_none() is not None
+
+
 async def check_fencing_token(
     session: AsyncSession,
     workspace_id: uuid.UUID,

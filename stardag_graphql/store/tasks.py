@@ -165,6 +165,22 @@ async def record_events(
     return recorded
 
 
+async def recorded_event_ids(
+    session: AsyncSession, workspace_id: uuid.UUID, event_ids: Iterable[str]
+) -> set[str]:
+    """Which of `event_ids` are recorded in the workspace."""
+    wanted = sorted(set(event_ids))
+    found: set[str] = set()
+    for batch in _batches(wanted):
+        rows = await session.scalars(
+            select(Event.event_id).where(
+                Event.workspace_id == workspace_id, Event.event_id.in_(batch)
+            )
+        )
+        found.update(rows)
+    return found
+
+
 async def task_pks(
     session: AsyncSession, workspace_id: uuid.UUID, task_ids: Iterable[str]
 ) -> dict[str, uuid.UUID]:

@@ -427,6 +427,45 @@ async def test_locks_grant_one_holder_and_fence_the_rest(api: Api) -> None:
     assert third["acquireLock"]["lease"]["fencingToken"] == token + 1
 
 
+async def test_work_done_under_a_lock_is_recorded_only_with_a_live_token(api: Api) -> None:
+    workspace = await api.workspace_id()
+    await api(REGISTER, workspace=workspace, tasks=[task("a")])
+    acquire = """mutation($w: ID!, $holder: String!, $ttl: Float!) {
+        acquireLock(workspaceId: $w, key: "task-a", holder: $holder, ttlSeconds: $ttl) {
+          lease { fencingToken } } }"""
+    complete = """mutation($w: ID!, $holder: String!, $t: Int!, $e: String!) {
+        recordEventsUnderLock(workspaceId: $w, key: "task-a", holder: $holder, fencingToken: $t,
+          events: [{eventId: $e, kind: TASK_COMPLETED, occurredAt: "2026-01-01T00:00:00Z",
+                    taskId: "a"}]) }"""
+    stale = (await api(acquire, w=workspace, holder="worker-1", ttl=0.2))["acquireLock"]["lease"]
+    await asyncio.sleep(0.3)
+    fresh = (await api(acquire, w=workspace, holder="worker-2", ttl=30))["acquireLock"]["lease"]
+
+    refused = await api(
+        complete, w=workspace, holder="worker-1", t=stale["fencingToken"], e="from-1"
+    )
+    recorded = await api(
+        complete, w=workspace, holder="worker-2", t=fresh["fencingToken"], e="from-2"
+    )
+    resent = await api(
+        complete, w=workspace, holder="worker-2", t=fresh["fencingToken"], e="from-2"
+    )
+    events = await api(
+        """query($w: ID!) { workspace(id: $w) { task(taskId: "a") {
+            status events(first: 10) { nodes { eventId } } } locks { key } } }""",
+        w=workspace,
+    )
+
+    assert fresh["fencingToken"] == stale["fencingToken"] + 1
+    assert refused["recordEventsUnderLock"] is False
+    assert recorded["recordEventsUnderLock"] is True
+    assert resent["recordEventsUnderLock"] is True
+    task_row = events["workspace"]["task"]
+    assert task_row["status"] == "COMPLETED"
+    assert [node["eventId"] for node in task_row["events"]["nodes"]] == ["from-2"]
+    assert events["workspace"]["locks"] == []
+
+
 async def test_assets_and_logs_attach_to_a_task(api: Api) -> None:
     workspace = await api.workspace_id()
     await api(REGISTER, workspace=workspace, tasks=[task("a")])

@@ -12,6 +12,7 @@ from stardag_graphql.store.locks import (
     Lease,
     acquire_lock,
     check_fencing_token,
+    release_live_lock,
     release_lock,
     renew_lock,
 )
@@ -99,6 +100,19 @@ async def test_a_fencing_token_is_void_after_expiry_and_takeover(session: AsyncS
     await acquire(session, workspace, "worker-b", T0 + TTL)
     assert not await check_fencing_token(session, workspace, KEY, 1, now=T0 + TTL)
     assert await check_fencing_token(session, workspace, KEY, 2, now=T0 + TTL)
+
+
+async def test_only_a_live_lease_releases_with_its_token(session: AsyncSession) -> None:
+    workspace = await make_workspace(session)
+    await acquire(session, workspace, "worker-a", T0)
+
+    lapsed = await release_live_lock(session, workspace, KEY, "worker-a", 1, now=T0 + TTL)
+    wrong_token = await release_live_lock(session, workspace, KEY, "worker-a", 2, now=T0)
+    wrong_holder = await release_live_lock(session, workspace, KEY, "worker-b", 1, now=T0)
+    live = await release_live_lock(session, workspace, KEY, "worker-a", 1, now=T0 + TTL / 2)
+    again = await release_live_lock(session, workspace, KEY, "worker-a", 1, now=T0 + TTL / 2)
+
+    assert (lapsed, wrong_token, wrong_holder, live, again) == (False, False, False, True, False)
 
 
 async def test_a_lease_from_the_real_clock_is_live_now(session: AsyncSession) -> None:

@@ -117,6 +117,12 @@ OPERATION_DOCUMENTS: dict[str, Operation] = {
         _w,
         "releaseLock",
     ),
+    "Mutation.recordEventsUnderLock": Operation(
+        'mutation($w: ID!) { recordEventsUnderLock(workspaceId: $w, key: "k", holder: "h", '
+        "fencingToken: 1, events: []) }",
+        _w,
+        "recordEventsUnderLock",
+    ),
     "Mutation.putAsset": Operation(
         'mutation($w: ID!) { putAsset(workspaceId: $w, taskId: "t1", name: "report", '
         'kind: MARKDOWN, body: "# hi") { name } }',
