@@ -1,12 +1,14 @@
-"""Settings: read once from the environment into a typed object, replaceable in a scope.
+"""Settings: read once from the configuration into a typed object, replaceable in a scope.
 
 Target roots are named fsspec URLs; every task writes under one of them (``default`` unless
-the task says otherwise). Configure them with environment variables::
+the task says otherwise). When a registry is configured (see ``stardag_core.profiles``), the
+roots are the workspace's, as last synced; environment variables override them::
 
     STARDAG_TARGET_ROOTS__DEFAULT=s3://my-bucket/stardag
     STARDAG_TARGET_ROOTS__ARCHIVE=/mnt/archive/stardag
 
 or in code, for a scope: ``with sd.use_settings(sd.Settings(target_roots={...})): ...``.
+Without either, ``default`` is ``~/.stardag/target-roots/default``.
 """
 
 import os
@@ -20,13 +22,15 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stardag_core.exceptions import ConfigError
+from stardag_core.profiles import resolve_registry, stardag_home
+from stardag_core.workspace_cache import cached_roots, default_cache
 
 DEFAULT_TARGET_ROOT = "default"
 _TARGET_ROOT_PREFIX = "STARDAG_TARGET_ROOTS__"
 
 
 def _default_root() -> str:
-    return str(Path.home() / ".stardag" / "target-roots" / DEFAULT_TARGET_ROOT)
+    return str(stardag_home() / "target-roots" / DEFAULT_TARGET_ROOT)
 
 
 class Settings(BaseModel):
@@ -40,11 +44,26 @@ class Settings(BaseModel):
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Self:
         """Settings from ``STARDAG_TARGET_ROOTS__<NAME>=<url>`` variables; others are ignored."""
-        roots = {
-            key[len(_TARGET_ROOT_PREFIX) :]: value
+        return cls._with_roots({}, environ)
+
+    @classmethod
+    def configured(cls, environ: Mapping[str, str] = os.environ, cwd: Path | None = None) -> Self:
+        """Settings as configured: the target roots of the configured registry's workspace
+        (as last synced), overridden by ``STARDAG_TARGET_ROOTS__<NAME>`` variables."""
+        registry = resolve_registry(environ, cwd)
+        workspace_roots = (
+            cached_roots(default_cache(stardag_home(environ)), registry) if registry else {}
+        )
+        return cls._with_roots(workspace_roots, environ)
+
+    @classmethod
+    def _with_roots(cls, base: Mapping[str, str], environ: Mapping[str, str]) -> Self:
+        roots = {name.lower(): url for name, url in base.items()}
+        roots.update(
+            (key[len(_TARGET_ROOT_PREFIX) :].lower(), value)
             for key, value in environ.items()
             if key.upper().startswith(_TARGET_ROOT_PREFIX)
-        }
+        )
         try:
             return cls(target_roots=roots)
         except ValidationError as error:
@@ -84,8 +103,14 @@ _scoped: ContextVar[Settings | None] = ContextVar("stardag_settings", default=No
 
 
 def get_settings() -> Settings:
-    """The settings in force: the innermost ``use_settings`` scope, else the environment's."""
-    return _scoped.get() or _settings_from_environment()
+    """The settings in force: the innermost ``use_settings`` scope, else the configured ones
+    (read once, see ``reload_settings``)."""
+    return _scoped.get() or _configured_settings()
+
+
+def reload_settings() -> None:
+    """Read the configuration again at the next ``get_settings()`` (after it changed)."""
+    _configured_settings.cache_clear()
 
 
 @contextmanager
@@ -99,5 +124,5 @@ def use_settings(settings: Settings) -> Iterator[Settings]:
 
 
 @cache
-def _settings_from_environment() -> Settings:
-    return Settings.from_environment()
+def _configured_settings() -> Settings:
+    return Settings.configured()

@@ -5,6 +5,7 @@ Every error stardag raises on purpose derives from one root::
     StardagError
      ├── TaskDefinitionError     a task class cannot work as written (raised at import)
      ├── ConfigError             settings or target roots are missing or invalid
+     ├── RegistryError           a registry or an identity provider refused or was unreachable
      ├── TargetError             reading or writing a task output failed
      │    └── TargetExistsError  a write-once target already exists
      ├── SerializationError      a value could not be dumped to, or loaded from, bytes
@@ -26,6 +27,10 @@ class TaskDefinitionError(StardagError, TypeError):
 
 class ConfigError(StardagError):
     """Settings or target roots are missing or invalid."""
+
+
+class RegistryError(StardagError):
+    """A registry (or its identity provider) refused a request, or could not be reached."""
 
 
 class TargetError(StardagError):

@@ -17,8 +17,33 @@ from moto.server import ThreadedMotoServer
 from starlette.types import ASGIApp
 
 import stardag_core as sd
+from stardag_core.config import reload_settings
 
 S3_BUCKET = "stardag-tests"
+CLIENT_VARIABLES = (
+    "STARDAG_HOME",
+    "STARDAG_PROFILE",
+    "STARDAG_REGISTRY_URL",
+    "STARDAG_API_KEY",
+    "STARDAG_ORGANIZATION",
+    "STARDAG_WORKSPACE",
+)
+
+
+@pytest.fixture(autouse=True)
+def hermetic_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """Every test runs in a fresh, empty home directory without the client's `STARDAG_*`
+    variables: a developer's ~/.stardag (configuration, credentials, outputs, outboxes) is
+    never read or written. Yields the home directory."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for variable in CLIENT_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    reload_settings()
+    yield home
+    reload_settings()
 
 
 def free_port() -> int:
