@@ -25,6 +25,7 @@ from stardag_core.exceptions import (
     ConfigError,
     DependencyCycleError,
     DependencyFailedError,
+    LeaseLostError,
     SerializationError,
     StardagError,
     TargetError,
@@ -41,7 +42,10 @@ from stardag_core.executors import (
 from stardag_core.families import namespace
 from stardag_core.params import Param
 from stardag_core.registry import (
+    BuildLocks,
     BuildRecord,
+    Lease,
+    LockingRegistry,
     NoOpRegistry,
     Registry,
     TaskEvent,
@@ -74,6 +78,7 @@ __all__ = [
     "JSON",
     "AutoTask",
     "BuildFailedError",
+    "BuildLocks",
     "BuildRecord",
     "BuildSummary",
     "Bytes",
@@ -88,6 +93,9 @@ __all__ = [
     "FileTarget",
     "GZip",
     "InlineExecutor",
+    "Lease",
+    "LeaseLostError",
+    "LockingRegistry",
     "NoOpRegistry",
     "Numpy",
     "Param",

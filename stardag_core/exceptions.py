@@ -55,3 +55,8 @@ class DependencyCycleError(StardagError):
 
 class DependencyFailedError(StardagError):
     """A task that had started running needed a dynamic dependency that failed."""
+
+
+class LeaseLostError(StardagError):
+    """A task's build lock lapsed (or was taken over) while it ran, so its work was not
+    recorded: another worker may be building it."""

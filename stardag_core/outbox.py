@@ -42,11 +42,14 @@ class Outbox:
     def __repr__(self) -> str:
         return f"Outbox({str(self.path)!r})"
 
-    def put(self, kind: str, payload: dict[str, Any]) -> None:
-        """Queue a message."""
+    def put(self, kind: str, payload: dict[str, Any]) -> int:
+        """Queue a message; returns its place in the queue."""
         text = json.dumps(payload, separators=(",", ":"))
         with self._lock:
-            self._db.execute("INSERT INTO outbox (kind, payload) VALUES (?, ?)", (kind, text))
+            cursor = self._db.execute(
+                "INSERT INTO outbox (kind, payload) VALUES (?, ?)", (kind, text)
+            )
+        return int(cursor.lastrowid or 0)
 
     def peek(self, limit: int) -> list[Message]:
         """The oldest `limit` messages, still queued."""

@@ -3,14 +3,21 @@
 A registry hears that a build started and finished, and what happened to each task. The
 methods must not block: a registry that talks to a server queues what it hears and sends it
 in the background. ``NoOpRegistry`` hears and forgets; the GraphQL registry plugs in here.
+
+A registry that also holds *build locks* (``LockingRegistry``) lets many workers build the
+same graph with each task run once: ``build(..., locks=True)`` takes a lease on a task
+before running it, the registry renews the lease while the task runs, and the task's
+completion is recorded only while the lease is still the live one (its fencing token).
 """
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from uuid import UUID, uuid4
 
+from stardag_core.exceptions import LeaseLostError
 from stardag_core.tasks import Task
 
 
@@ -76,3 +83,68 @@ class NoOpRegistry:
 
     def build_finished(self, build: BuildRecord, succeeded: bool, at: datetime) -> None:
         """Ignore the end of the build."""
+
+
+@dataclass
+class Lease:
+    """A worker's hold on a task's build lock, renewed while the task runs.
+
+    ``deadline`` (``time.monotonic()``) is when the lease lapses unless renewed, counted
+    from before the request that granted or renewed it, so it never outlives the registry's.
+    """
+
+    key: str
+    holder: str
+    fencing_token: int
+    deadline: float
+    lost: bool = False
+
+    @property
+    def live(self) -> bool:
+        """Whether the lease still holds: renewed in time and not taken over."""
+        return not self.lost and time.monotonic() < self.deadline
+
+    def check(self) -> None:
+        """Raise ``LeaseLostError`` unless the lease is still live."""
+        if not self.live:
+            raise self.lost_error()
+
+    def lost_error(self) -> LeaseLostError:
+        """The error that says this lease lapsed, and what to do about it."""
+        return LeaseLostError(
+            f"the build lock {self.key} lapsed while its task ran (fencing token "
+            f"{self.fencing_token}); another worker may be building it, so this worker's "
+            "result is not recorded. If the task stalls for longer than the lease, raise "
+            "build(lock_ttl=...)."
+        )
+
+
+class BuildLocks(Protocol):
+    """Leases on tasks for one build; every method may block (the scheduler calls them on
+    a worker thread), and the leases it grants are renewed until released or completed."""
+
+    def acquire(self, task: Task) -> Lease | None:
+        """A lease on ``task``, or None while another worker holds it."""
+        ...
+
+    def release(self, lease: Lease) -> None:
+        """Give the lease up without recording anything (the task failed or was complete)."""
+        ...
+
+    def complete(self, lease: Lease, event: TaskEvent) -> bool:
+        """Record ``event`` (the task's completion) and release the lease, only while the
+        lease is live; False when it lapsed and nothing was recorded."""
+        ...
+
+    def close(self) -> None:
+        """Stop renewing; leases still held lapse on their own."""
+        ...
+
+
+@runtime_checkable
+class LockingRegistry(Registry, Protocol):
+    """A registry that also holds build locks."""
+
+    def build_locks(self, build: BuildRecord, ttl: float) -> BuildLocks:
+        """Locks for ``build``, with leases of ``ttl`` seconds."""
+        ...

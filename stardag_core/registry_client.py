@@ -11,21 +11,28 @@ idempotent) and removes it once the registry confirmed it. A registry that is do
 slows no build: the thread retries with backoff, and what is left when the process ends is
 sent by the next registry opened on the same outbox. A message the registry refuses as
 invalid is logged and dropped, so it cannot block the ones behind it.
+
+It also holds build locks (`build(..., locks=True)`): see `stardag_core.registry_locks`.
 """
 
 import atexit
 import base64
 import hashlib
 import logging
+import os
+import socket
 import subprocess
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from stardag_core.channel import Channel, Credential, RegistryRefused, RegistryUnavailable
 from stardag_core.outbox import Message, Outbox
-from stardag_core.registry import BuildRecord, TaskEvent, TaskEventKind, now
+from stardag_core.registry import BuildRecord, TaskEvent, TaskEventKind
+from stardag_core.registry_locks import GraphQLLocks
 from stardag_core.tasks import Task, flatten_targets, flatten_tasks
 
 logger = logging.getLogger("stardag.registry")
@@ -39,8 +46,6 @@ EVENT_KINDS = {
     TaskEventKind.SKIPPED: "TASK_COMPLETED",
     TaskEventKind.FAILED: "TASK_FAILED",
 }
-# Refusals that waiting may cure; any other GraphQL error means the message itself is wrong.
-TRANSIENT_CODES = frozenset({"UNAUTHENTICATED", "RATE_LIMITED", "INTERNAL_SERVER_ERROR"})
 
 START = """mutation($w: ID!, $k: UUID!, $c: String) {
   startBuild(workspaceId: $w, key: $k, commit: $c) { id }
@@ -95,25 +100,27 @@ def registration(task: Task) -> dict[str, Any]:
 
 class GraphQLRegistry:
     """Reports builds to the registry at `url`, in the workspace `workspace_id` (a global id),
-    as `credential` (a registry token or a workspace API key; none in local mode)."""
+    as `credential` (see `Credential`), and holds build locks there."""
 
     def __init__(
         self,
         url: str,
         workspace_id: str,
         *,
-        credential: str | None = None,
+        credential: Credential = None,
         outbox: Path | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.workspace_id = workspace_id
         self._credential = credential
         self._outbox = Outbox(outbox or default_outbox(self.url, workspace_id))
-        self._registered: set[uuid.UUID] = set()
+        self._registered: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._stopping = threading.Event()
+        self._delivered = threading.Condition()
+        self._delivered_through = 0
         self._thread = threading.Thread(target=self._send_forever, name="stardag-registry")
         self._thread.daemon = True
         self._thread.start()
@@ -128,46 +135,45 @@ class GraphQLRegistry:
         """Queue the build's start and the registration of the tasks it was asked for."""
         key = str(build.id)
         self._put("start", {"key": key, "commit": git_commit()})
-        tasks = [payload for root in build.roots for payload in self._unregistered(root)]
-        roots = [str(root.id) for root in build.roots]
-        for start in range(0, max(len(tasks), 1), TASKS_PER_REQUEST):
-            chunk = tasks[start : start + TASKS_PER_REQUEST]
-            self._put("register", {"build": key, "tasks": chunk, "roots": roots})
+        self._register(build.id, list(build.roots), roots=[str(root.id) for root in build.roots])
 
     def task_event(self, event: TaskEvent) -> None:
         """Queue what happened to a task (registering it and its upstream first, once)."""
-        tasks = list(self._unregistered(event.task))
-        if tasks:
-            self._put("register", {"build": str(event.build_id), "tasks": tasks, "roots": []})
-        payload: dict[str, Any] = {"skipped": True} if event.kind is TaskEventKind.SKIPPED else {}
-        if event.error is not None:
-            payload["error"] = event.error
-        self._put(
-            "event",
-            {
-                "eventId": uuid.uuid4().hex,
-                "kind": EVENT_KINDS[event.kind],
-                "occurredAt": event.at.isoformat(),
-                "taskId": str(event.task.id),
-                "buildId": build_global_id(str(event.build_id)),
-                "payload": payload,
-            },
-        )
+        self._register(event.build_id, [event.task])
+        self._put("event", event_payload(event))
 
     def build_finished(self, build: BuildRecord, succeeded: bool, at: Any = None) -> None:
         """Queue the build's end."""
         status = "COMPLETED" if succeeded else "FAILED"
         self._put("finish", {"key": str(build.id), "status": status})
 
+    def build_locks(self, build: BuildRecord, ttl: float) -> GraphQLLocks:
+        """Build locks in this registry's workspace for `build`, leased for `ttl` seconds."""
+        holder = f"{socket.gethostname()}:{os.getpid()}:{build.id}"
+        return GraphQLLocks(Channel(self.url, self._credential), self, holder, ttl)
+
+    def payload_once_registered(self, event: TaskEvent, timeout: float) -> dict[str, Any] | None:
+        """`event` as `recordEvents` takes it, once the registry has its task's registration
+        (sent through the outbox); None if that takes longer than `timeout` seconds."""
+        self._register(event.build_id, [event.task])
+        key = event.build_id, event.task.id
+        self._wake.set()
+        with self._delivered:
+            if not self._delivered.wait_for(
+                lambda: 0 <= self._registered[key] <= self._delivered_through, timeout
+            ):
+                return None
+        return event_payload(event)
+
     # Sending.
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued was sent (True) or `timeout` seconds passed (False)."""
-        deadline = now().timestamp() + timeout
+        deadline = time.monotonic() + timeout
         while len(self._outbox):
             self._idle.clear()
             self._wake.set()
-            if not self._idle.wait(max(0.0, deadline - now().timestamp())):
+            if not self._idle.wait(max(0.0, deadline - time.monotonic())):
                 return False
         return True
 
@@ -186,28 +192,38 @@ class GraphQLRegistry:
         self._outbox.close()
         atexit.unregister(self.close)
 
-    def _put(self, kind: str, payload: dict[str, Any]) -> None:
-        self._outbox.put(kind, payload)
+    def _put(self, kind: str, payload: dict[str, Any]) -> int:
+        seq = self._outbox.put(kind, payload)
         self._wake.set()
+        return seq
 
-    def _unregistered(self, task: Task) -> Iterator[dict[str, Any]]:
-        """Registrations of `task` and of its upstream not yet registered, dependencies first."""
+    def _register(self, build_id: uuid.UUID, tasks: list[Task], roots: Sequence[str] = ()) -> None:
+        """Queue the registration of `tasks` and of their upstream not yet registered,
+        dependencies first, in requests of at most `TASKS_PER_REQUEST` tasks."""
+        payloads = [payload for task in tasks for payload in self._unregistered(build_id, task)]
+        for start in range(0, max(len(payloads), 1 if roots else 0), TASKS_PER_REQUEST):
+            chunk = payloads[start : start + TASKS_PER_REQUEST]
+            message = {"build": str(build_id), "tasks": chunk, "roots": list(roots)}
+            seq = self._put("register", message)
+            with self._lock:
+                for payload in chunk:
+                    self._registered[build_id, uuid.UUID(payload["taskId"])] = seq
+
+    def _unregistered(self, build_id: uuid.UUID, task: Task) -> Iterator[dict[str, Any]]:
+        """Registrations of `task` and of its upstream not yet registered in the build,
+        dependencies first."""
         with self._lock:
-            if task.id in self._registered:
+            if (build_id, task.id) in self._registered:
                 return
-            self._registered.add(task.id)
+            self._registered[build_id, task.id] = -1  # claimed; its seq is known once queued
         for dependency in flatten_tasks(task.requires()):
-            yield from self._unregistered(dependency)
+            yield from self._unregistered(build_id, dependency)
         yield registration(task)
 
     def _send_forever(self) -> None:
-        from gql import Client
-        from gql.transport.httpx import HTTPXTransport
-
-        headers = {"Authorization": f"Bearer {self._credential}"} if self._credential else {}
-        transport = HTTPXTransport(url=f"{self.url}/graphql", headers=headers, timeout=30)
+        channel = Channel(self.url, self._credential)
         backoff = 0.0
-        with Client(transport=transport, fetch_schema_from_transport=False) as session:
+        try:
             while not self._stopping.is_set():
                 batch = _next_batch(self._outbox.peek(BATCH))
                 if not batch:
@@ -215,36 +231,29 @@ class GraphQLRegistry:
                     self._wake.wait(0.5)
                     self._wake.clear()
                     continue
-                if self._send(session, batch):
+                if self._send(channel, batch):
                     self._outbox.remove(batch)
+                    with self._delivered:
+                        self._delivered_through = batch[-1].seq
+                        self._delivered.notify_all()
                     backoff = 0.0
                 else:
                     backoff = min(MAX_BACKOFF_SECONDS, max(0.1, backoff * 2))
                     self._wake.wait(backoff)
                     self._wake.clear()
+        finally:
+            channel.close()
 
-    def _send(self, session: Any, batch: list[Message]) -> bool:
+    def _send(self, channel: Channel, batch: list[Message]) -> bool:
         """Send one batch: True once it is done with (sent, or refused for good)."""
-        from gql import GraphQLRequest
-        from gql.transport.exceptions import TransportQueryError
-
         document, variables = self._request(batch)
         try:
-            session.execute(GraphQLRequest(document, variable_values=variables))
-        except TransportQueryError as error:
-            codes = {
-                (problem.get("extensions") or {}).get("code")
-                for problem in (error.errors or [])
-                if isinstance(problem, dict)
-            }
-            if codes & TRANSIENT_CODES or not codes:
-                logger.warning("the registry refused a report for now (%s); retrying", error)
-                return False
-            logger.error("the registry refused a report for good, dropped: %s", error)
-            return True
-        except Exception as error:
-            logger.debug("the registry is unreachable (%s); retrying", error)
+            channel.execute(document, variables)
+        except RegistryUnavailable as error:
+            logger.debug("%s; retrying", error)
             return False
+        except RegistryRefused as error:
+            logger.error("%s; the report is dropped", error)
         return True
 
     def _request(self, batch: list[Message]) -> tuple[str, dict[str, Any]]:
@@ -263,6 +272,21 @@ class GraphQLRegistry:
             build = build_global_id(first.payload["build"])
             return REGISTER, {"w": w, "t": list(tasks.values()), "b": build, "r": roots}
         return RECORD, {"w": w, "e": [message.payload for message in batch]}
+
+
+def event_payload(event: TaskEvent) -> dict[str, Any]:
+    """A task event as `recordEvents` takes it, with a fresh idempotent event id."""
+    payload: dict[str, Any] = {"skipped": True} if event.kind is TaskEventKind.SKIPPED else {}
+    if event.error is not None:
+        payload["error"] = event.error
+    return {
+        "eventId": uuid.uuid4().hex,
+        "kind": EVENT_KINDS[event.kind],
+        "occurredAt": event.at.isoformat(),
+        "taskId": str(event.task.id),
+        "buildId": build_global_id(str(event.build_id)),
+        "payload": payload,
+    }
 
 
 def _next_batch(messages: list[Message]) -> list[Message]:

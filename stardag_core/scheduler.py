@@ -7,6 +7,12 @@ tasks. Each task is a node, keyed by id and checked once. A node counts the depe
 it still waits for; when the count reaches zero it joins the ready queue, and the loop
 hands ready nodes to the executor, as many as it has slots. Finishing a node counts down
 its dependents: the work per task is constant, so a build is linear in its size.
+
+With build locks, a ready task runs only once this worker holds its lease. A task another
+worker holds is parked, off the executor's slots, and polled until it is complete (skipped
+here) or free (taken here); a task found complete right after taking its lease is skipped
+too. Its outputs commit only while the lease is live, and its completion is recorded
+through the lock, which refuses a lapsed lease.
 """
 
 import asyncio
@@ -21,13 +27,13 @@ from typing import Any, Literal
 from uuid import UUID
 
 from stardag_core.config import get_settings
-from stardag_core.exceptions import DependencyCycleError, DependencyFailedError
+from stardag_core.exceptions import DependencyCycleError, DependencyFailedError, LeaseLostError
 from stardag_core.executors import Executor
 from stardag_core.progress import ProgressReporter
-from stardag_core.registry import BuildRecord, Registry, TaskEvent, TaskEventKind
+from stardag_core.registry import BuildLocks, BuildRecord, Lease, Registry, TaskEvent, TaskEventKind
 from stardag_core.running import Finished, Outcome, Suspended, is_async, resume, run_remote, start
 from stardag_core.summary import BuildSummary, TaskFailure
-from stardag_core.targets import Target, exists_many_async
+from stardag_core.targets import Target, commit_guard, exists_many_async
 from stardag_core.tasks import Task, flatten_targets, flatten_tasks
 
 FailMode = Literal["fail_fast", "continue"]
@@ -35,12 +41,14 @@ FailMode = Literal["fail_fast", "continue"]
 logger = logging.getLogger("stardag.build")
 
 _COMPLETENESS_CONCURRENCY = 64
+_LOCK_POLL_SECONDS = 0.25
 
 
 class _State(enum.Enum):
     CHECKING = "checking"
     WAITING = "waiting"
     READY = "ready"
+    PARKED = "parked"
     RUNNING = "running"
     SUSPENDED = "suspended"
     BUILT = "built"
@@ -51,11 +59,20 @@ class _State(enum.Enum):
 
 _SATISFIED = frozenset({_State.BUILT, _State.COMPLETE})
 _UNSATISFIABLE = frozenset({_State.FAILED, _State.BLOCKED})
-_PENDING = frozenset({_State.WAITING, _State.READY, _State.SUSPENDED})
+_PENDING = frozenset({_State.WAITING, _State.READY, _State.PARKED, _State.SUSPENDED})
 
 
 class _Node:
-    __slots__ = ("children", "dependents", "elapsed", "generator", "state", "task", "waiting_on")
+    __slots__ = (
+        "children",
+        "dependents",
+        "elapsed",
+        "generator",
+        "lease",
+        "state",
+        "task",
+        "waiting_on",
+    )
 
     def __init__(self, task: Task) -> None:
         self.task = task
@@ -65,6 +82,7 @@ class _Node:
         self.dependents: list[_Node] = []
         self.generator: Generator[Any, Any, Any] | AsyncGenerator[Any, Any] | None = None
         self.elapsed: float | None = None
+        self.lease: Lease | None = None
 
 
 class Scheduler:
@@ -77,8 +95,10 @@ class Scheduler:
         registry: Registry,
         progress: ProgressReporter,
         build: BuildRecord,
+        locks: BuildLocks | None = None,
     ) -> None:
         self.summary = BuildSummary()
+        self._locks = locks
         self._executor = executor
         self._fail_fast = fail_mode == "fail_fast"
         self._registry = registry
@@ -87,6 +107,7 @@ class Scheduler:
         self._settings = get_settings()
         self._nodes: dict[UUID, _Node] = {}
         self._ready: deque[_Node] = deque()
+        self._parked: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._custom_checks = asyncio.Semaphore(_COMPLETENESS_CONCURRENCY)
 
@@ -102,12 +123,16 @@ class Scheduler:
                 if node.state is _State.READY:
                     node.state = _State.RUNNING
                     running.add(asyncio.create_task(self._execute(node)))
-            if not running:
+            if not running and not self._parked:
                 break
-            finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            finished, _ = await asyncio.wait(
+                running | self._parked, return_when=asyncio.FIRST_COMPLETED
+            )
+            running -= finished
+            self._parked -= finished
             for done in finished:
                 done.result()  # the scheduler's own bugs surface here, not in a task's failure
-        self._close_leftovers()
+        await self._close_leftovers()
         return self.summary
 
     async def _discover(self, tasks: Iterable[Task], parent: _Node | None = None) -> list[_Node]:
@@ -210,25 +235,93 @@ class Scheduler:
 
     async def _execute(self, node: _Node) -> None:
         if node.elapsed is None:
+            if self._locks is not None and not await self._take_lock(node, self._locks):
+                return
             node.elapsed = 0.0
             self._emit(node, TaskEventKind.STARTED)
         started = time.perf_counter()
         try:
             outcome = await self._step(node)
-        except Exception as error:
+        except Exception as raised:
             node.elapsed += time.perf_counter() - started
-            self._fail(node, error, traceback.format_exc())
+            error = _lease_loss(node.lease, raised) or raised
+            await self._release(node)
+            # A lapsed lease is not the task's failure: the worker that took it over reports.
+            lost = isinstance(error, LeaseLostError)
+            self._fail(node, error, "".join(traceback.format_exception(error)), report=not lost)
             return
         node.elapsed += time.perf_counter() - started
         if isinstance(outcome, Suspended):
             await self._suspend(node, outcome)
             return
+        if not await self._record_completion(node):
+            return
         node.state = _State.BUILT
         self.summary.built.append(node.task)
         self.summary.durations[node.task.id] = node.elapsed
-        self._emit(node, TaskEventKind.COMPLETED)
         self._progress.advance(f"built {node.task.get_name()}")
         self._satisfied(node)
+
+    async def _record_completion(self, node: _Node) -> bool:
+        """Report the node's completion: through its lock when it holds one. False, and the
+        node fails, when the lease lapsed while it ran and nothing could be recorded."""
+        if node.lease is None or self._locks is None:
+            self._emit(node, TaskEventKind.COMPLETED)
+            return True
+        lease, node.lease = node.lease, None
+        event = TaskEvent(self._build.id, node.task, TaskEventKind.COMPLETED)
+        if await asyncio.to_thread(self._locks.complete, lease, event):
+            logger.debug("completed %r (%s) under lock %s", node.task, node.task.id, lease.key)
+            return True
+        lease.lost = True
+        error = lease.lost_error()
+        # Not reported: the task is another worker's now, and its record stands.
+        self._fail(node, error, "".join(traceback.format_exception(error)), report=False)
+        return False
+
+    async def _take_lock(self, node: _Node, locks: BuildLocks) -> bool:
+        """Hold the node's lease before its first run: True to run it now; False when it was
+        parked (another worker holds it) or skipped (another worker completed it)."""
+        if node.lease is None:
+            node.lease = await asyncio.to_thread(locks.acquire, node.task)
+            if node.lease is None:
+                node.state = _State.PARKED
+                self._parked.add(asyncio.create_task(self._wait_for_lock(node, locks)))
+                return False
+        complete = await self._check([node])
+        if node.state is _State.FAILED:
+            await self._release(node)
+            return False
+        if complete[0]:
+            await self._release(node)
+            self._skip_built_elsewhere(node)
+            return False
+        return True
+
+    async def _wait_for_lock(self, node: _Node, locks: BuildLocks) -> None:
+        """Poll a task another worker holds until it is complete (skip it) or its lease is
+        ours (ready it), unless the build stops first."""
+        while not self._stopping:
+            await asyncio.sleep(_LOCK_POLL_SECONDS)
+            complete = await self._check([node])
+            if node.state is not _State.PARKED:
+                return  # its completeness check failed
+            if complete[0]:
+                self._skip_built_elsewhere(node)
+                return
+            node.lease = await asyncio.to_thread(locks.acquire, node.task)
+            if node.lease is not None:
+                self._enqueue(node)
+                return
+
+    def _skip_built_elsewhere(self, node: _Node) -> None:
+        self._skip(node)
+        self._progress.advance(f"[dim]built elsewhere[/] {node.task.get_name()}")
+
+    async def _release(self, node: _Node) -> None:
+        if node.lease is not None and self._locks is not None:
+            lease, node.lease = node.lease, None
+            await asyncio.to_thread(self._locks.release, lease)
 
     async def _step(self, node: _Node) -> Outcome:
         """Run the node's task until it finishes or yields tasks it needs."""
@@ -245,8 +338,13 @@ class Scheduler:
             await result
             return Finished()
         if self._executor.remote:
+            # Outputs written in another process commit unguarded: write-once targets still
+            # refuse to replace an output another worker committed.
             return await self._executor.call(run_remote, task, self._settings)
-        return await self._executor.call(start, task)
+        if node.lease is None:
+            return await self._executor.call(start, task)
+        with commit_guard(node.lease.check):
+            return await self._executor.call(start, task)
 
     async def _suspend(self, node: _Node, outcome: Suspended) -> None:
         """Park a task that yielded tasks it needs until they are built, then resume it."""
@@ -261,13 +359,18 @@ class Scheduler:
         if node.state is _State.SUSPENDED and node.waiting_on == 0:
             self._enqueue(node)
 
-    def _fail(self, node: _Node, error: BaseException, formatted: str) -> None:
+    def _fail(
+        self, node: _Node, error: BaseException, formatted: str, *, report: bool = True
+    ) -> None:
         node.state = _State.FAILED
         _close(node)
         self.summary.failures.append(TaskFailure(node.task, error, formatted))
         if node.elapsed is not None:
             self.summary.durations[node.task.id] = node.elapsed
-        self._emit(node, TaskEventKind.FAILED, formatted)
+        if report:
+            self._emit(node, TaskEventKind.FAILED, formatted)
+        else:
+            logger.warning("failed %r (%s):\n%s", node.task, node.task.id, formatted)
         self._progress.advance(f"[red]failed[/] {node.task.get_name()}")
         if self._fail_fast:
             self._stopping = True
@@ -294,10 +397,11 @@ class Scheduler:
             self._progress.advance(f"[yellow]blocked[/] {node.task.get_name()}")
             stack.extend(node.dependents)
 
-    def _close_leftovers(self) -> None:
+    async def _close_leftovers(self) -> None:
         for node in self._nodes.values():
             if node.state in _PENDING:
                 _close(node)
+                await self._release(node)
                 self.summary.not_run.append(node.task)
 
     def _emit(self, node: _Node, kind: TaskEventKind, error: str | None = None) -> None:
@@ -314,6 +418,18 @@ async def _resume_async(generator: AsyncGenerator[Any, Any]) -> Outcome:
     except StopAsyncIteration:
         return Finished()
     return Suspended(flatten_tasks(yielded), generator)  # type: ignore[arg-type]
+
+
+def _lease_loss(lease: Lease | None, error: Exception) -> LeaseLostError | None:
+    """The lapsed lease behind a task's failure, if it ran under one: an output another
+    worker committed meanwhile, say, is a symptom of losing the lease, not the cause."""
+    if isinstance(error, LeaseLostError):
+        return error
+    if lease is None or lease.live:
+        return None
+    lost = lease.lost_error()
+    lost.__cause__ = error
+    return lost
 
 
 def _close(node: _Node) -> None:

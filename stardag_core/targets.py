@@ -12,14 +12,19 @@ second writer of the same output gets ``TargetExistsError`` instead of clobberin
 
 ``DirectoryTarget`` holds several files and is complete only once its commit marker exists.
 ``exists_many`` checks many targets at once, concurrently on object stores.
+
+A build with locks runs each task under ``commit_guard(check)``: every commit first calls
+``check``, which raises once the task's lease has lapsed, so a worker that lost its lock
+cannot commit an output in the place of the worker that took the lock over.
 """
 
 import asyncio
 import io
 import os
 import tempfile
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import IO, Any, Generic, Literal, Protocol, TypeVar, cast, overload
 
@@ -38,6 +43,26 @@ COMMIT_MARKER = "_STARDAG_COMMITTED"
 """The file whose presence marks a ``DirectoryTarget`` complete."""
 
 _EXISTS_CONCURRENCY = 64
+
+_guard: ContextVar[Callable[[], None] | None] = ContextVar("stardag_commit_guard", default=None)
+
+
+@contextmanager
+def commit_guard(check: Callable[[], None]) -> Iterator[None]:
+    """Call ``check`` before every commit of a target inside the block (in this thread or
+    asyncio task, and in the threads an executor runs with a copy of its context); a
+    commit goes ahead only if ``check`` returns."""
+    token = _guard.set(check)
+    try:
+        yield
+    finally:
+        _guard.reset(token)
+
+
+def _check_guard() -> None:
+    check = _guard.get()
+    if check is not None:
+        check()
 
 
 class Target(Protocol):
@@ -251,6 +276,7 @@ def _local_atomic_write(path: str, write_once: bool, uri: str) -> Iterator[IO[by
 
 
 def _commit_local(temporary: str, path: str, write_once: bool, uri: str) -> None:
+    _check_guard()
     if write_once:
         try:
             os.link(temporary, path)  # atomic, and fails if the path exists
@@ -278,6 +304,7 @@ def _object_store_write(
 ) -> Iterator[IO[bytes]]:
     buffer = io.BytesIO()
     yield buffer
+    _check_guard()
     try:
         fs.pipe_file(path, buffer.getvalue(), mode="create" if write_once else "overwrite")
     except FileExistsError:

@@ -1,0 +1,107 @@
+"""A connection to a registry's GraphQL endpoint, on `gql` over httpx, shared by threads.
+
+Requests carry the caller's bearer, asked for anew each time so a short-lived token can be
+refreshed in between. A failure is one of two kinds: `RegistryUnavailable` (unreachable,
+overloaded, or a refusal that waiting may cure: try again later) or `RegistryRefused` (the
+request itself is wrong: sending it again will not help).
+"""
+
+import threading
+from collections.abc import Callable, Generator
+from functools import cache
+from typing import Any
+
+import httpx
+from gql import Client, GraphQLRequest, gql
+from gql.transport.exceptions import TransportQueryError
+from gql.transport.httpx import HTTPXTransport
+
+from stardag_core.exceptions import StardagError
+
+Credential = str | Callable[[], str | None] | None
+"""A bearer for the registry: a registry token or workspace API key, a function that returns
+the current one (called before each request, so it may refresh), or None in local mode."""
+
+# Refusals that waiting may cure; any other GraphQL error means the message itself is wrong.
+TRANSIENT_CODES = frozenset({"UNAUTHENTICATED", "RATE_LIMITED", "INTERNAL_SERVER_ERROR"})
+
+
+class RegistryUnavailable(StardagError):
+    """The registry could not answer now (unreachable, overloaded, or refusing for a reason
+    that waiting may cure); the request can be retried."""
+
+
+class RegistryRefused(StardagError):
+    """The registry refused the request as it is; sending it again will not help."""
+
+
+class Channel:
+    """One connection to a registry's GraphQL endpoint, shared by threads."""
+
+    def __init__(self, url: str, credential: Credential) -> None:
+        self.url = url
+        self._credential = credential
+        self._session: Any = None
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Channel({self.url!r})"
+
+    def execute(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """The data of one request; `RegistryUnavailable` or `RegistryRefused` otherwise."""
+        try:
+            session = self._connected()
+            result = session.execute(GraphQLRequest(_parsed(document), variable_values=variables))
+        except TransportQueryError as error:
+            codes = {
+                (problem.get("extensions") or {}).get("code")
+                for problem in (error.errors or [])
+                if isinstance(problem, dict)
+            }
+            if codes & TRANSIENT_CODES or not codes:
+                raise RegistryUnavailable(f"the registry refused for now: {error}") from error
+            raise RegistryRefused(f"the registry refused: {error}") from error
+        except Exception as error:
+            raise RegistryUnavailable(f"the registry is unreachable: {error!r}") from error
+        return dict(result)
+
+    def close(self) -> None:
+        """Close the connection (a later request opens a new one)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close_sync()
+            self._client = self._session = None
+
+    def _connected(self) -> Any:
+        with self._lock:
+            if self._session is None:
+                transport = HTTPXTransport(
+                    url=f"{self.url}/graphql", auth=_Bearer(self._credential), timeout=30
+                )
+                client = Client(transport=transport, fetch_schema_from_transport=False)
+                self._session = client.connect_sync()  # type: ignore[no-untyped-call]
+                self._client = client
+            return self._session
+
+
+class _Bearer(httpx.Auth):
+    """Sends the credential's current bearer with each request (none in local mode)."""
+
+    def __init__(self, credential: Credential) -> None:
+        self._credential = credential
+
+    def __repr__(self) -> str:
+        return "_Bearer(<hidden>)"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, Any, None]:
+        credential = self._credential
+        bearer = credential() if callable(credential) else credential
+        if bearer:
+            request.headers["Authorization"] = f"Bearer {bearer}"
+        yield request
+
+
+@cache
+def _parsed(document: str) -> Any:
+    return gql(document)

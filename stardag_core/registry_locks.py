@@ -1,0 +1,261 @@
+"""Build locks held in a registry: each task built once across every worker.
+
+A worker takes a lease on a task (`acquireLock`, key `task:<id>`) before running it; a
+keeper thread renews every lease it holds each third of the lease's time to live, and marks
+a lease lost when the registry no longer renews it. The worker records the task's
+completion with `recordEventsUnderLock`, which records it and frees the lock only while the
+worker's fencing token is the live one: a worker that stalled past its lease (paused,
+partitioned) and was taken over records nothing. A worker that dies releases nothing; its
+lease lapses after its time to live and another worker takes the task over.
+
+Lock calls from all of a build's threads go through one dispatcher, which sends whatever
+is waiting as one request (up to 20 calls, as aliases of one mutation): a busy build makes
+a few large requests rather than many small ones.
+
+Every call blocks (the scheduler makes them on worker threads). While the registry is
+unreachable, taking a lease waits and retries; recording a completion retries for as long
+as the lease lasts.
+"""
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Protocol
+
+from stardag_core.channel import Channel, RegistryRefused, RegistryUnavailable
+from stardag_core.registry import Lease, TaskEvent
+from stardag_core.tasks import Task
+
+logger = logging.getLogger("stardag.locks")
+
+MAX_BACKOFF_SECONDS = 2.0
+CALLS_PER_REQUEST = 20
+"""Lock calls sent in one request (as aliases; the registry allows 20 per request)."""
+
+# Each kind of call: its variables (besides $w, $h, $ttl) and its field, for alias number i.
+OPERATIONS = {
+    "acquire": (
+        ("k", "String!"),
+        "acquireLock(workspaceId: $w, key: $k{i}, holder: $h, ttlSeconds: $ttl) "
+        "{{ lease {{ fencingToken }} }}",
+    ),
+    "renew": (
+        ("k", "String!", "t", "Int!"),
+        "renewLock(workspaceId: $w, key: $k{i}, holder: $h, fencingToken: $t{i}, "
+        "ttlSeconds: $ttl) {{ acquired }}",
+    ),
+    "release": (
+        ("k", "String!", "t", "Int!"),
+        "releaseLock(workspaceId: $w, key: $k{i}, holder: $h, fencingToken: $t{i})",
+    ),
+    "complete": (
+        ("k", "String!", "t", "Int!", "e", "[EventInput!]!"),
+        "recordEventsUnderLock(workspaceId: $w, key: $k{i}, holder: $h, "
+        "fencingToken: $t{i}, events: $e{i})",
+    ),
+}
+
+
+class Reporter(Protocol):
+    """The registry client the locks belong to: its workspace, and its outbox's promise
+    that a task is registered before its completion is recorded."""
+
+    workspace_id: str
+
+    def payload_once_registered(self, event: TaskEvent, timeout: float) -> dict[str, Any] | None:
+        """`event` for `recordEvents` once its task is registered; None after `timeout`."""
+        ...
+
+
+def lock_key(task: Task) -> str:
+    """The lock that guards building `task`."""
+    return f"task:{task.id}"
+
+
+@dataclass
+class _Call:
+    kind: str
+    variables: dict[str, Any]
+    answer: "Future[Any]" = field(default_factory=Future)
+
+
+class GraphQLLocks:
+    """Leases for one build, held by `holder`, each `ttl` seconds long and renewed."""
+
+    def __init__(self, channel: Channel, reporter: Reporter, holder: str, ttl: float) -> None:
+        self.holder = holder
+        self.ttl = ttl
+        self._channel = channel
+        self._reporter = reporter
+        self._held: dict[str, Lease] = {}
+        self._completing: set[str] = set()
+        self._guard = threading.Lock()
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._dispatch_forever, name="stardag-locks", daemon=True),
+            threading.Thread(target=self._renew_forever, name="stardag-leases", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def __repr__(self) -> str:
+        return f"GraphQLLocks(holder={self.holder!r}, ttl={self.ttl})"
+
+    def acquire(self, task: Task) -> Lease | None:
+        """A lease on `task`, or None while another worker holds it; waits out an
+        unreachable registry."""
+        key = lock_key(task)
+        backoff = 0.0
+        while True:
+            asked = time.monotonic()
+            try:
+                granted = self._call("acquire", k=key)["lease"]
+                break
+            except RegistryUnavailable as error:
+                backoff = min(MAX_BACKOFF_SECONDS, max(0.05, backoff * 2))
+                logger.warning("cannot take the lock %s yet (%s); retrying", key, error)
+                time.sleep(backoff)
+        if granted is None:
+            return None
+        lease = Lease(key, self.holder, granted["fencingToken"], asked + self.ttl)
+        with self._guard:
+            self._held[key] = lease
+        return lease
+
+    def release(self, lease: Lease) -> None:
+        """Give the lease up; if the registry cannot be told, the lease lapses on its own."""
+        self._forget(lease)
+        try:
+            self._call("release", k=lease.key, t=lease.fencing_token)
+        except (RegistryUnavailable, RegistryRefused) as error:
+            logger.warning("could not release the lock %s (%s); it lapses", lease.key, error)
+
+    def complete(self, lease: Lease, event: TaskEvent) -> bool:
+        """Record `event` and free the lock while the lease is live; False once it lapsed."""
+        with self._guard:
+            self._completing.add(lease.key)
+        try:
+            while True:
+                remaining = lease.deadline - time.monotonic()
+                if lease.lost or remaining <= 0:
+                    return False
+                payload = self._reporter.payload_once_registered(event, remaining)
+                if payload is None:
+                    return False
+                try:
+                    return bool(
+                        self._call("complete", k=lease.key, t=lease.fencing_token, e=[payload])
+                    )
+                except RegistryUnavailable as error:
+                    logger.warning("cannot record %s yet (%s); retrying", lease.key, error)
+                    time.sleep(min(MAX_BACKOFF_SECONDS, max(0.0, remaining / 4)))
+        finally:
+            self._forget(lease)
+            with self._guard:
+                self._completing.discard(lease.key)
+
+    def close(self) -> None:
+        """Stop renewing; leases still held lapse on their own."""
+        self._stop.set()
+        self._calls.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._channel.close()
+
+    def _call(self, kind: str, **variables: Any) -> Any:
+        """Hand a call to the dispatcher and wait for its answer."""
+        call = _Call(kind, variables)
+        self._calls.put(call)
+        return call.answer.result()
+
+    def _dispatch_forever(self) -> None:
+        while (first := self._calls.get()) is not None:
+            batch = [first]
+            while len(batch) < CALLS_PER_REQUEST:
+                try:
+                    call = self._calls.get_nowait()
+                except queue.Empty:
+                    break
+                if call is None:
+                    self._calls.put(None)  # stop after this batch
+                    break
+                batch.append(call)
+            self._send(batch)
+
+    def _send(self, batch: list[_Call]) -> None:
+        """Send a batch of calls as one request and answer each."""
+        batch.sort(key=lambda call: call.kind)
+        variables: dict[str, Any] = {"w": self._reporter.workspace_id, "h": self.holder}
+        if any(call.kind in ("acquire", "renew") for call in batch):
+            variables["ttl"] = self.ttl
+        for index, call in enumerate(batch):
+            variables.update({f"{name}{index}": value for name, value in call.variables.items()})
+        counts = Counter(call.kind for call in batch)
+        try:
+            data = self._channel.execute(document(tuple(sorted(counts.items()))), variables)
+        except (RegistryUnavailable, RegistryRefused) as error:
+            for call in batch:
+                call.answer.set_exception(error)
+            return
+        for index, call in enumerate(batch):
+            call.answer.set_result(data[f"c{index}"])
+
+    def _forget(self, lease: Lease) -> bool:
+        """Stop renewing `lease`; False if it was no longer held (completed or released)."""
+        with self._guard:
+            if self._held.get(lease.key) is not lease:
+                return False
+            del self._held[lease.key]
+            return True
+
+    def _renew_forever(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            with self._guard:
+                leases = list(self._held.values())
+            asked = time.monotonic()
+            calls = [_Call("renew", {"k": lease.key, "t": lease.fencing_token}) for lease in leases]
+            for call in calls:
+                self._calls.put(call)
+            for lease, call in zip(leases, calls, strict=True):
+                self._renewed(lease, call, asked)
+
+    def _renewed(self, lease: Lease, call: _Call, asked: float) -> None:
+        try:
+            renewed = call.answer.result()["acquired"]
+        except (RegistryUnavailable, RegistryRefused) as error:
+            logger.warning("could not renew the lock %s (%s)", lease.key, error)
+            return
+        if renewed:
+            lease.deadline = asked + self.ttl
+            return
+        with self._guard:
+            if lease.key in self._completing:
+                return  # completed (and freed) while the renewal was on its way
+        if self._forget(lease):
+            logger.warning("the lock %s lapsed: another worker may take it over", lease.key)
+            lease.lost = True
+
+
+@cache
+def document(counts: tuple[tuple[str, int], ...]) -> str:
+    """The mutation for a batch with `counts` calls of each kind (in sorted order), its
+    fields aliased `c0`, `c1`, ... and its variables numbered the same way."""
+    declarations = ["$w: ID!", "$h: String!"]
+    if any(kind in ("acquire", "renew") for kind, _ in counts):
+        declarations.append("$ttl: Float!")
+    fields = []
+    index = 0
+    for kind, count in counts:
+        spec, template = OPERATIONS[kind]
+        for _ in range(count):
+            pairs = zip(spec[::2], spec[1::2], strict=True)
+            declarations.extend(f"${name}{index}: {kind_}" for name, kind_ in pairs)
+            fields.append(f"  c{index}: " + template.format(i=index))
+            index += 1
+    return f"mutation({', '.join(declarations)}) {{\n" + "\n".join(fields) + "\n}"

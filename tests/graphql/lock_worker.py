@@ -1,0 +1,78 @@
+"""A worker process for the build-lock tests: builds a DAG with locks against a registry.
+
+    python -m tests.graphql.lock_worker URL WORKSPACE OUTBOX TTL dag|slow
+
+Every run of a task appends a line to the file `$LOCK_EFFECTS` (its side effect, counted by
+the tests) and writes `$WORKER_NAME` as its output; `$RUN_SECONDS` makes the `slow` task
+sleep before it writes, `$STARTED` names a file touched when a run starts. The worker
+prints its build summary as JSON and exits 0 if the build succeeded.
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import stardag_core as sd
+from stardag_core.registry_client import GraphQLRegistry
+
+sd.namespace("tests.locks")
+
+WIDTH = 20
+DEPTH = 10
+SLOW = {(5, index) for index in range(4)}
+"""Tasks that run three times longer than the lease."""
+
+
+class Step(sd.AutoTask[str]):
+    """One task of the locked DAG; it needs up to two tasks of the layer below."""
+
+    layer: int
+    index: int
+    seconds: float = 0.0
+    left: sd.TaskLoads[str] | None = None
+    right: sd.TaskLoads[str] | None = None
+
+    def run(self) -> None:
+        Path(os.environ["STARTED"]).touch()
+        with open(os.environ["LOCK_EFFECTS"], "a") as effects:
+            effects.write(f"{self.id} {os.getpid()}\n")
+        time.sleep(float(os.environ.get("RUN_SECONDS", self.seconds)))
+        self.output().save(os.environ["WORKER_NAME"])
+
+
+def dag(ttl: float) -> list[Step]:
+    """200 tasks in 10 layers of 20, each needing two of the layer below."""
+    layer = [Step(layer=0, index=index) for index in range(WIDTH)]
+    for depth in range(1, DEPTH):
+        layer = [
+            Step(
+                layer=depth,
+                index=index,
+                seconds=3 * ttl if (depth, index) in SLOW else 0.0,
+                left=layer[index],
+                right=layer[(index + 1) % WIDTH],
+            )
+            for index in range(WIDTH)
+        ]
+    return layer
+
+
+def slow() -> Step:
+    """One task, slowed down by `$RUN_SECONDS` in the worker that should stall."""
+    return Step(layer=0, index=-1)
+
+
+def main(url: str, workspace: str, outbox: str, ttl: str, which: str) -> int:
+    registry = GraphQLRegistry(url, workspace, outbox=Path(outbox))
+    roots = dag(float(ttl)) if which == "dag" else [slow()]
+    summary = sd.build(*roots, registry=registry, locks=True, lock_ttl=float(ttl), progress=False)
+    registry.close(timeout=30)
+    failures = [type(failure.error).__name__ for failure in summary.failures]
+    print(json.dumps({"counts": summary.counts, "failures": failures}))
+    return 0 if summary.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))

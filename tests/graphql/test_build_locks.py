@@ -1,0 +1,153 @@
+"""Build locks end to end: worker processes build one DAG against a real registry, and each
+task's `run` executes exactly once; a worker paused past its lease records nothing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import stardag_core as sd
+from stardag_graphql.app import create_app
+from stardag_graphql.migrations import ensure_schema
+from stardag_graphql.settings import Settings
+from tests.conftest import serving
+from tests.graphql.lock_worker import Step, dag, slow
+from tests.graphql.test_sdk_registry import WORKSPACE, graphql
+
+TTL = 3.0
+"""Seconds a lease lasts: long enough for five busy processes sharing two cores."""
+COMPLETIONS = """
+query($w: ID!, $t: String!) {
+  workspace(id: $w) {
+    locks { key }
+    task(taskId: $t) { status events(first: 100) { nodes { kind payload build { id } } } }
+  }
+}
+"""
+
+
+@pytest.fixture
+async def server(database_url: str) -> AsyncIterator[str]:
+    settings = Settings(database_url=database_url)
+    await ensure_schema(settings)
+    with serving(create_app(settings)) as url:
+        yield url
+
+
+def worker(
+    url: str, workspace: str, tmp_path: Path, name: str, which: str, ttl: float, **env: str
+) -> subprocess.Popen[str]:
+    """A worker process building `which` with locks; its side effects go to `effects`."""
+    environment = {
+        **os.environ,
+        "STARDAG_TARGET_ROOTS__DEFAULT": str(tmp_path / "outputs"),
+        "LOCK_EFFECTS": str(tmp_path / "effects"),
+        "STARTED": str(tmp_path / f"started-{name}"),
+        "WORKER_NAME": name,
+        **env,
+    }
+    outbox = str(tmp_path / f"outbox-{name}.db")
+    command = ["-m", "tests.graphql.lock_worker", url, workspace, outbox, str(ttl), which]
+    return subprocess.Popen(
+        [sys.executable, *command],
+        env=environment,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, dict[str, Any]]:
+    out, _ = process.communicate(timeout=180)
+    return process.returncode, json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_four_workers_run_every_task_exactly_once(server: str, tmp_path: Path) -> None:
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+    names = [f"w{number}" for number in range(4)]
+
+    processes = [worker(server, workspace, tmp_path, name, "dag", TTL) for name in names]
+    results = [finish(process) for process in processes]
+
+    effects = [line.split() for line in (tmp_path / "effects").read_text().splitlines()]
+    runs = Counter(task_id for task_id, _ in effects)
+    everything = [task for root in dag(TTL) for task in _walk(root)]
+    slow_ids = {task.id for task in everything if isinstance(task, Step) and task.seconds}
+    assert len({task.id for task in everything}) == 200
+    assert len(slow_ids) == 4  # each runs three times longer than the lease
+    assert [code for code, _ in results] == [0, 0, 0, 0], results
+    assert set(runs) == {str(task.id) for task in everything}
+    assert max(runs.values()) == 1, runs.most_common(3)
+    assert sum(summary["counts"]["built"] for _, summary in results) == 200
+    assert len({pid for _, pid in effects}) > 1, "one worker built everything: proves nothing"
+    data = graphql(server, COMPLETIONS, w=workspace, t=str(min(slow_ids)))["workspace"]
+    built = [e for e in data["task"]["events"]["nodes"] if _is_completion(e)]
+    assert len(built) == 1
+    assert data["task"]["status"] == "COMPLETED"
+    assert data["locks"] == []
+
+
+def test_a_worker_paused_past_its_lease_cannot_record_completion(
+    server: str, tmp_path: Path
+) -> None:
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+    task = slow()
+    ttl = 2.0
+    stalled = worker(server, workspace, tmp_path, "stalled", "slow", ttl, RUN_SECONDS=str(2 * ttl))
+    _wait_for(tmp_path / "started-stalled")
+    stalled.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(ttl * 1.5)  # its lease lapses while it is paused
+        code, summary = finish(worker(server, workspace, tmp_path, "taker", "slow", ttl))
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+    stalled_code, stalled_summary = finish(stalled)
+
+    data = graphql(server, COMPLETIONS, w=workspace, t=str(task.id))["workspace"]
+    completions = [e for e in data["task"]["events"]["nodes"] if _is_completion(e)]
+    with sd.use_settings(sd.Settings(target_roots={"default": str(tmp_path / "outputs")})):
+        written_by = task.output().load()
+    assert (code, summary["counts"]["built"]) == (0, 1)
+    assert stalled_code == 1
+    assert stalled_summary["failures"] == ["LeaseLostError"]
+    assert written_by == "taker"
+    assert len(completions) == 1
+    assert data["task"]["status"] == "COMPLETED"
+    assert len((tmp_path / "effects").read_text().splitlines()) == 2  # it ran twice: once paused
+
+
+def test_locks_need_a_registry_that_holds_them(local_root: str) -> None:
+    with pytest.raises(
+        sd.ConfigError, match=r"build\(locks=True\) needs a registry that holds build locks"
+    ):
+        sd.build(slow(), locks=True)
+
+
+def _is_completion(event: dict[str, Any]) -> bool:
+    return event["kind"] == "TASK_COMPLETED" and not event["payload"].get("skipped")
+
+
+def _walk(root: sd.Task) -> list[sd.Task]:
+    seen: dict[object, sd.Task] = {}
+    stack = [root]
+    while stack:
+        task = stack.pop()
+        if task.id not in seen:
+            seen[task.id] = task
+            stack.extend(sd.flatten_tasks(task.requires()))
+    return list(seen.values())
+
+
+def _wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear in {timeout} s"
+        time.sleep(0.02)
