@@ -11,6 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from stardag_core.build import build
+from stardag_core.cli_config import auth_app, friendly, profile_app, registry_app
+from stardag_core.cli_workspace import (
+    lineage,
+    organizations_app,
+    target_roots_app,
+    tasks_app,
+    workspaces_app,
+)
 from stardag_core.config import Settings, get_settings, use_settings
 from stardag_core.demo import demo_dag
 from stardag_core.executors import (
@@ -30,6 +38,14 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The registry's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(registry_app, name="registry")
+app.add_typer(auth_app, name="auth")
+app.add_typer(profile_app, name="profile")
+app.add_typer(organizations_app, name="organizations")
+app.add_typer(workspaces_app, name="workspaces")
+app.add_typer(target_roots_app, name="target-roots")
+app.add_typer(tasks_app, name="tasks")
+app.command("lineage")(lineage)
 console = Console()
 
 
@@ -145,6 +161,7 @@ class ExecutorChoice(StrEnum):
 
 
 @app.command("build")
+@friendly
 def build_command(
     target: Annotated[
         str,

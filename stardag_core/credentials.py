@@ -43,7 +43,7 @@ class Credential(Protocol):
 class LoginRecord(BaseModel):
     """A person's sign-in at a registry: the provider, its refresh token, who signed in."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     registry_url: str
     issuer: str
@@ -58,7 +58,7 @@ class LoginRecord(BaseModel):
 class RegistryToken(BaseModel):
     """A registry token for one organization, and when it expires."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     access_token: SecretStr
     expires_at: datetime

@@ -56,7 +56,7 @@ def stardag_home(environ: Mapping[str, str] = os.environ) -> Path:
 class RegistryEntry(BaseModel):
     """A registry by name: where it answers."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     url: str
 
@@ -69,7 +69,7 @@ class RegistryEntry(BaseModel):
 class Profile(BaseModel):
     """A named context: a registry (by name), an organization and a workspace (by slug)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     registry: str
     organization: str | None = None
@@ -79,7 +79,7 @@ class Profile(BaseModel):
 class DefaultSection(BaseModel):
     """The ``[default]`` table: the profile in use when ``STARDAG_PROFILE`` is not set."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     profile: str | None = None
 
@@ -87,7 +87,7 @@ class DefaultSection(BaseModel):
 class ConfigFile(BaseModel):
     """The contents of one ``config.toml``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     registry: dict[str, RegistryEntry] = Field(default_factory=dict)
     profile: dict[str, Profile] = Field(default_factory=dict)

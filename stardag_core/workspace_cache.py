@@ -22,7 +22,7 @@ SYNC_HINT = "run `stardag target-roots sync` to accept the workspace's target ro
 class WorkspaceEntry(BaseModel):
     """A workspace as last seen: its global id and target roots (name → URL)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     workspace_id: str
     target_roots: dict[str, str] = Field(default_factory=dict)

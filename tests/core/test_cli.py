@@ -1,5 +1,6 @@
 """The stardag command line."""
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from stardag_core.cli import app
 
@@ -79,3 +80,67 @@ def test_db_upgrade_creates_the_registry_schema(tmp_path: Path) -> None:
     with sqlite3.connect(database) as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     assert {"tasks", "workspaces", "alembic_version"} <= tables
+
+
+# Registries and profiles (no registry needs to run for these).
+
+
+def run(*args: str, **env: str) -> Result:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **env})
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def ok(*args: str, **env: str) -> str:
+    result = run(*args, **env)
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+def failed(*args: str, **env: str) -> str:
+    result = run(*args, **env)
+    assert result.exit_code == 1, result.output
+    return " ".join(result.output.split())
+
+
+def test_profiles_are_added_listed_and_used_from_the_command_line(tmp_path: Path) -> None:
+    ok("registry", "add", "central", "--url", "https://stardag.example.com/")
+    ok("registry", "add", "local", "--url", "http://127.0.0.1:8000")
+    first = ok("profile", "add", "prod", "-r", "central", "-o", "acme", "-w", "production")
+    assert "'prod' is the default profile" in first
+    ok("profile", "add", "dev", "--registry", "local", "--workspace", "default")
+    assert "Active: 'prod', because it is the default of the user configuration" in ok(
+        "profile", "list"
+    )
+    assert "'dev' is the default profile" in ok("profile", "use", "dev")
+    assert "* dev local default" in ok("profile", "list")
+
+    chosen = ok("profile", "list", STARDAG_PROFILE="prod")
+    assert "* prod central acme production" in chosen
+    assert "Active: 'prod', because STARDAG_PROFILE=prod is set" in chosen
+    shadowed = ok("profile", "use", "dev", STARDAG_PROFILE="prod")
+    assert "'prod' stays active, because STARDAG_PROFILE=prod is set" in shadowed
+
+    unknown = failed("profile", "list", STARDAG_PROFILE="staging")
+    assert "unknown profile 'staging'" in unknown
+    assert "known profiles: dev, prod" in unknown
+    assert "unknown registry 'nowhere'" in failed("profile", "add", "x", "-r", "nowhere")
+    bad = run("registry", "add", "x", "--url", "ftp://host")
+    assert bad.exit_code == 2
+    assert "is not a registry URL" in bad.output
+
+    project = tmp_path / "project"
+    project.mkdir()
+    with contextlib.chdir(project):
+        ok("profile", "use", "prod", "--project")
+        listed = ok("profile", "list")
+        assert "Active: 'prod', because it is the default of the project configuration" in listed
+    assert (project / ".stardag" / "config.toml").read_text() == '[default]\nprofile = "prod"\n'
+
+
+def test_a_broken_config_file_is_reported_without_a_traceback(hermetic_home: Path) -> None:
+    config = hermetic_home / ".stardag" / "config.toml"
+    config.parent.mkdir()
+    config.write_text("[profile.prod\n")
+    assert f"error: {config} is not valid TOML" in failed("profile", "list")
+    assert f"error: {config} is not valid TOML" in failed("auth", "status")
