@@ -248,7 +248,11 @@ class BuildMutation:
             row = await asset_store.put_asset(session, workspace, task_id, name, kind, body)
         return Asset.from_row(row)
 
-    @strawberry.mutation(description="Append log lines to a task (idempotent by `seq`).")
+    @strawberry.mutation(
+        description="Append log lines to a task (idempotent by `seq`). With `buildId`, `seq` "
+        "numbers the lines of that build's run of the task from 0, and they are stored after "
+        "the lines of the task's other builds."
+    )
     async def append_logs(
         self,
         info: Info,

@@ -1,7 +1,10 @@
 """Task logs: appends keyed by the client's line numbers, read in pages by line number.
 
 Each line carries `seq`, its number in the task's log: resending a line conflicts on
-`(task, seq)` and is skipped, and reading continues after the last `seq` seen.
+`(task, seq)` and is skipped, and reading continues after the last `seq` seen. Lines sent
+for a build number that build's run of the task from 0; they are stored after the lines of
+every other build (the task's log grows by one run after another), so a client needs no
+memory of earlier runs and resending stays harmless.
 """
 
 import uuid
@@ -9,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stardag_graphql.errors import InvalidInputError
@@ -48,6 +51,10 @@ async def append_logs(
                 f"stream must be 1 to {MAX_STREAM_LENGTH} characters, got {line.stream!r}"
             )
     task_pk = (await task_pks(session, workspace_id, [task_id]))[task_id]
+    builds = {line.build_id for line in lines}
+    base = 0
+    if len(builds) == 1 and (build := builds.pop()) is not None:
+        base = await _after_other_builds(session, task_pk, build)
     statement = insert(session, table_of(LogEntry)).on_conflict_do_nothing(
         index_elements=["task_pk", "seq"]
     )
@@ -59,7 +66,7 @@ async def append_logs(
                 "id": uuid.uuid4(),
                 "workspace_id": workspace_id,
                 "task_pk": task_pk,
-                "seq": line.seq,
+                "seq": base + line.seq,
                 "build_id": line.build_id,
                 "stream": line.stream,
                 "text": line.text,
@@ -69,6 +76,18 @@ async def append_logs(
         ],
     )
     return len(result.all()) if result is not None else 0
+
+
+async def _after_other_builds(
+    session: AsyncSession, task_pk: uuid.UUID, build_id: uuid.UUID
+) -> int:
+    """The first line number after the task's lines from other builds (or from none)."""
+    last = await session.scalar(
+        select(func.max(LogEntry.seq)).where(
+            LogEntry.task_pk == task_pk, LogEntry.build_id.is_distinct_from(build_id)
+        )
+    )
+    return 0 if last is None else last + 1
 
 
 async def read_logs(

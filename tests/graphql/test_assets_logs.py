@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stardag_graphql.errors import UnknownTaskError
 from stardag_graphql.models import AssetKind
 from stardag_graphql.store.assets import list_assets, put_asset
+from stardag_graphql.store.builds import start_build
 from stardag_graphql.store.logs import LogLine, append_logs, read_logs
 from stardag_graphql.store.tasks import TaskRegistration, register_tasks
 from tests.graphql.conftest import make_workspace
@@ -86,6 +87,32 @@ async def test_resending_log_lines_appends_them_once(session: AsyncSession) -> N
 
     read = await read_logs(session, workspace, TASK.task_id, after=None, limit=100)
     assert [entry.text for entry in read] == [f"line {seq}" for seq in range(6)]
+
+
+async def test_each_build_numbers_its_run_from_zero_after_the_runs_before(
+    session: AsyncSession,
+) -> None:
+    workspace = await workspace_with_task(session)
+    first = (await start_build(session, workspace, None)).id
+    second = (await start_build(session, workspace, None)).id
+    await session.commit()
+
+    def run(build: uuid.UUID, count: int) -> list[LogLine]:
+        return [LogLine(seq, f"{build} {seq}", T0, build_id=build) for seq in range(count)]
+
+    await append_logs(session, workspace, TASK.task_id, run(first, 3))
+    await append_logs(session, workspace, TASK.task_id, run(first, 3))  # resent: no change
+    await append_logs(session, workspace, TASK.task_id, run(second, 2))
+    await session.commit()
+
+    read = await read_logs(session, workspace, TASK.task_id, after=None, limit=100)
+    assert [(entry.seq, entry.text) for entry in read] == [
+        (0, f"{first} 0"),
+        (1, f"{first} 1"),
+        (2, f"{first} 2"),
+        (3, f"{second} 0"),
+        (4, f"{second} 1"),
+    ]
 
 
 async def test_logs_read_in_pages_in_line_order(session: AsyncSession) -> None:
