@@ -16,6 +16,7 @@
     total.output().load()  # once built
 """
 
+from stardag_core.assets import JSONRegistryAsset, MarkdownRegistryAsset, RegistryAsset
 from stardag_core.auto_task import AutoTask, default_relpath
 from stardag_core.build import build, build_async
 from stardag_core.config import Settings, get_settings, use_settings
@@ -46,6 +47,7 @@ from stardag_core.registry import (
     BuildRecord,
     Lease,
     LockingRegistry,
+    LogLine,
     NoOpRegistry,
     Registry,
     TaskEvent,
@@ -93,9 +95,12 @@ __all__ = [
     "FileTarget",
     "GZip",
     "InlineExecutor",
+    "JSONRegistryAsset",
     "Lease",
     "LeaseLostError",
     "LockingRegistry",
+    "LogLine",
+    "MarkdownRegistryAsset",
     "NoOpRegistry",
     "Numpy",
     "Param",
@@ -103,6 +108,7 @@ __all__ = [
     "Pickle",
     "ProcessExecutor",
     "Registry",
+    "RegistryAsset",
     "SerializationError",
     "Serializer",
     "Settings",

@@ -11,12 +11,14 @@ completion is recorded only while the lease is still the live one (its fencing t
 """
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 from uuid import UUID, uuid4
 
+from stardag_core.assets import RegistryAsset
 from stardag_core.exceptions import LeaseLostError
 from stardag_core.tasks import Task
 
@@ -56,6 +58,17 @@ class TaskEvent:
     """For ``FAILED``: the exception, formatted with its traceback."""
 
 
+@dataclass(frozen=True)
+class LogLine:
+    """A line a task's run wrote: its number in the run's log, its stream (``stdout``,
+    ``stderr`` or ``log``), its text and when."""
+
+    seq: int
+    stream: str
+    text: str
+    at: datetime
+
+
 class Registry(Protocol):
     """Hears about builds and tasks; never blocks the build."""
 
@@ -65,6 +78,14 @@ class Registry(Protocol):
 
     def task_event(self, event: TaskEvent) -> None:
         """A task started, completed, failed or was skipped as complete."""
+        ...
+
+    def task_logs(self, build_id: UUID, task: Task, lines: Sequence[LogLine]) -> None:
+        """Lines a task's run wrote (in batches, in order, numbered from 0 for each run)."""
+        ...
+
+    def task_assets(self, build_id: UUID, task: Task, assets: Sequence[RegistryAsset]) -> None:
+        """Assets a completed task published."""
         ...
 
     def build_finished(self, build: BuildRecord, succeeded: bool, at: datetime) -> None:
@@ -80,6 +101,12 @@ class NoOpRegistry:
 
     def task_event(self, event: TaskEvent) -> None:
         """Ignore the event."""
+
+    def task_logs(self, build_id: UUID, task: Task, lines: Sequence[LogLine]) -> None:
+        """Ignore the lines."""
+
+    def task_assets(self, build_id: UUID, task: Task, assets: Sequence[RegistryAsset]) -> None:
+        """Ignore the assets."""
 
     def build_finished(self, build: BuildRecord, succeeded: bool, at: datetime) -> None:
         """Ignore the end of the build."""

@@ -18,6 +18,7 @@ It also holds build locks (`build(..., locks=True)`): see `stardag_core.registry
 import atexit
 import base64
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -29,9 +30,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from stardag_core.assets import MarkdownRegistryAsset, RegistryAsset
 from stardag_core.channel import Channel, Credential, RegistryRefused, RegistryUnavailable
 from stardag_core.outbox import Message, Outbox
-from stardag_core.registry import BuildRecord, TaskEvent, TaskEventKind
+from stardag_core.registry import BuildRecord, LogLine, TaskEvent, TaskEventKind
 from stardag_core.registry_locks import GraphQLLocks
 from stardag_core.tasks import Task, flatten_targets, flatten_tasks
 
@@ -55,6 +57,12 @@ REGISTER = """mutation($w: ID!, $t: [TaskInput!]!, $b: ID, $r: [String!]) {
 }"""
 RECORD = """mutation($w: ID!, $e: [EventInput!]!) {
   recordEvents(workspaceId: $w, events: $e) { recorded }
+}"""
+LOGS = """mutation($w: ID!, $t: String!, $l: [LogLineInput!]!, $b: ID) {
+  appendLogs(workspaceId: $w, taskId: $t, lines: $l, buildId: $b) { appended }
+}"""
+ASSET = """mutation($w: ID!, $t: String!, $n: String!, $k: AssetKind!, $body: String!) {
+  putAsset(workspaceId: $w, taskId: $t, name: $n, kind: $k, body: $body) { name }
 }"""
 FINISH = """mutation($b: ID!, $s: BuildStatus!) { finishBuild(buildId: $b, status: $s) { id } }"""
 
@@ -141,6 +149,41 @@ class GraphQLRegistry:
         """Queue what happened to a task (registering it and its upstream first, once)."""
         self._register(event.build_id, [event.task])
         self._put("event", event_payload(event))
+
+    def task_logs(self, build_id: uuid.UUID, task: Task, lines: Sequence[LogLine]) -> None:
+        """Queue lines a task's run wrote."""
+        self._register(build_id, [task])
+        self._put(
+            "logs",
+            {
+                "build": str(build_id),
+                "taskId": str(task.id),
+                "lines": [
+                    {
+                        "seq": line.seq,
+                        "text": line.text,
+                        "loggedAt": line.at.isoformat(),
+                        "stream": line.stream,
+                    }
+                    for line in lines
+                ],
+            },
+        )
+
+    def task_assets(self, build_id: uuid.UUID, task: Task, assets: Sequence[RegistryAsset]) -> None:
+        """Queue the assets a completed task published."""
+        self._register(build_id, [task])
+        for asset in assets:
+            markdown = isinstance(asset, MarkdownRegistryAsset)
+            self._put(
+                "asset",
+                {
+                    "taskId": str(task.id),
+                    "name": asset.name,
+                    "kind": "MARKDOWN" if markdown else "JSON",
+                    "body": asset.body if markdown else json.dumps(asset.body),
+                },
+            )
 
     def build_finished(self, build: BuildRecord, succeeded: bool, at: Any = None) -> None:
         """Queue the build's end."""
@@ -271,6 +314,23 @@ class GraphQLRegistry:
             roots = sorted({root for m in batch for root in m.payload["roots"]})
             build = build_global_id(first.payload["build"])
             return REGISTER, {"w": w, "t": list(tasks.values()), "b": build, "r": roots}
+        if first.kind == "logs":
+            build = build_global_id(first.payload["build"])
+            return LOGS, {
+                "w": w,
+                "t": first.payload["taskId"],
+                "l": first.payload["lines"],
+                "b": build,
+            }
+        if first.kind == "asset":
+            asset = first.payload
+            return ASSET, {
+                "w": w,
+                "t": asset["taskId"],
+                "n": asset["name"],
+                "k": asset["kind"],
+                "body": asset["body"],
+            }
         return RECORD, {"w": w, "e": [message.payload for message in batch]}
 
 

@@ -22,15 +22,25 @@ import logging
 import time
 import traceback
 from collections import deque
-from collections.abc import AsyncGenerator, Generator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Literal
 from uuid import UUID
 
+from stardag_core.capture import TaskLog, capturing, logging_to
 from stardag_core.config import get_settings
 from stardag_core.exceptions import DependencyCycleError, DependencyFailedError, LeaseLostError
 from stardag_core.executors import Executor
 from stardag_core.progress import ProgressReporter
-from stardag_core.registry import BuildLocks, BuildRecord, Lease, Registry, TaskEvent, TaskEventKind
+from stardag_core.registry import (
+    BuildLocks,
+    BuildRecord,
+    Lease,
+    NoOpRegistry,
+    Registry,
+    TaskEvent,
+    TaskEventKind,
+)
 from stardag_core.running import Finished, Outcome, Suspended, is_async, resume, run_remote, start
 from stardag_core.summary import BuildSummary, TaskFailure
 from stardag_core.targets import Target, commit_guard, exists_many_async
@@ -69,6 +79,7 @@ class _Node:
         "elapsed",
         "generator",
         "lease",
+        "log",
         "state",
         "task",
         "waiting_on",
@@ -83,6 +94,7 @@ class _Node:
         self.generator: Generator[Any, Any, Any] | AsyncGenerator[Any, Any] | None = None
         self.elapsed: float | None = None
         self.lease: Lease | None = None
+        self.log: TaskLog | None = None
 
 
 class Scheduler:
@@ -99,6 +111,8 @@ class Scheduler:
     ) -> None:
         self.summary = BuildSummary()
         self._locks = locks
+        # What runs log and print is captured only for a registry that keeps it.
+        self._capture = not isinstance(registry, NoOpRegistry)
         self._executor = executor
         self._fail_fast = fail_mode == "fail_fast"
         self._registry = registry
@@ -116,6 +130,13 @@ class Scheduler:
         cycle = _find_cycle(await self._discover(roots))
         if cycle:
             raise DependencyCycleError(_describe_cycle(cycle))
+        with capturing() if self._capture else nullcontext():
+            await self._run_ready()
+        await self._close_leftovers()
+        return self.summary
+
+    async def _run_ready(self) -> None:
+        """Hand ready nodes to the executor until none is ready, running or parked."""
         running: set[asyncio.Task[None]] = set()
         while True:
             while self._ready and len(running) < self._executor.slots and not self._stopping:
@@ -132,8 +153,6 @@ class Scheduler:
             self._parked -= finished
             for done in finished:
                 done.result()  # the scheduler's own bugs surface here, not in a task's failure
-        await self._close_leftovers()
-        return self.summary
 
     async def _discover(self, tasks: Iterable[Task], parent: _Node | None = None) -> list[_Node]:
         """Add ``tasks`` and what they need to the graph; return the nodes of ``tasks``."""
@@ -241,7 +260,8 @@ class Scheduler:
             self._emit(node, TaskEventKind.STARTED)
         started = time.perf_counter()
         try:
-            outcome = await self._step(node)
+            with self._logging(node):
+                outcome = await self._step(node)
         except Exception as raised:
             node.elapsed += time.perf_counter() - started
             error = _lease_loss(node.lease, raised) or raised
@@ -256,11 +276,35 @@ class Scheduler:
             return
         if not await self._record_completion(node):
             return
+        await self._publish_assets(node)
         node.state = _State.BUILT
         self.summary.built.append(node.task)
         self.summary.durations[node.task.id] = node.elapsed
         self._progress.advance(f"built {node.task.get_name()}")
         self._satisfied(node)
+
+    def _logging(self, node: _Node) -> AbstractContextManager[None]:
+        """Capture what the node's run writes into its log (kept across its resumptions);
+        on the way out, whatever the outcome, the lines so far go to the registry."""
+        if not self._capture:
+            return nullcontext()
+        if node.log is None:
+            build, task = self._build.id, node.task
+            node.log = TaskLog(lambda lines: self._registry.task_logs(build, task, lines))
+        return _flushing(node.log)
+
+    async def _publish_assets(self, node: _Node) -> None:
+        """Hand the assets a completed task publishes to the registry; a task whose
+        ``registry_assets`` fails stays built (the failure is logged)."""
+        task = node.task
+        if not self._capture or type(task).registry_assets is Task.registry_assets:
+            return
+        try:
+            assets = await asyncio.to_thread(task.registry_assets)
+        except Exception:
+            logger.exception("the assets of %r (%s) could not be made", task, task.id)
+            return
+        self._registry.task_assets(self._build.id, task, assets)
 
     async def _record_completion(self, node: _Node) -> bool:
         """Report the node's completion: through its lock when it holds one. False, and the
@@ -418,6 +462,15 @@ async def _resume_async(generator: AsyncGenerator[Any, Any]) -> Outcome:
     except StopAsyncIteration:
         return Finished()
     return Suspended(flatten_tasks(yielded), generator)  # type: ignore[arg-type]
+
+
+@contextmanager
+def _flushing(log: TaskLog) -> Iterator[None]:
+    try:
+        with logging_to(log):
+            yield
+    finally:
+        log.flush()
 
 
 def _lease_loss(lease: Lease | None, error: Exception) -> LeaseLostError | None:

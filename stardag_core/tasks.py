@@ -44,6 +44,7 @@ from pydantic import (
 )
 
 from stardag_core import families
+from stardag_core.assets import RegistryAsset
 from stardag_core.exceptions import TaskDefinitionError
 from stardag_core.params import UNSET, Param
 from stardag_core.targets import FileTarget, Target
@@ -233,6 +234,11 @@ class Task(BaseModel):
         """Whether the task is done: by default, whether all its output targets exist."""
         targets = flatten_targets(self.output())
         return bool(targets) and all(target.exists() for target in targets)
+
+    def registry_assets(self) -> list[RegistryAsset]:
+        """Documents to publish with the task in the registry once it completed (a markdown
+        report, JSON metrics); none by default. Derive them from the output (load it)."""
+        return []
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy; with ``update``, a new task (validated) with its own id."""

@@ -3,11 +3,13 @@
 import asyncio
 import logging
 import os
+import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -119,12 +121,22 @@ class Recorder:
     def __init__(self) -> None:
         self.builds: list[tuple[str, sd.BuildRecord, bool | None]] = []
         self.events: list[sd.TaskEvent] = []
+        self.logs: dict[str, list[sd.LogLine]] = {}
+        self.assets: dict[str, list[sd.RegistryAsset]] = {}
 
     def build_started(self, build: sd.BuildRecord) -> None:
         self.builds.append(("started", build, None))
 
     def task_event(self, event: sd.TaskEvent) -> None:
         self.events.append(event)
+
+    def task_logs(self, build_id: UUID, task: sd.Task, lines: Sequence[sd.LogLine]) -> None:
+        self.logs.setdefault(repr(task), []).extend(lines)
+
+    def task_assets(
+        self, build_id: UUID, task: sd.Task, assets: Sequence[sd.RegistryAsset]
+    ) -> None:
+        self.assets.setdefault(task.get_name(), []).extend(assets)
 
     def build_finished(self, build: sd.BuildRecord, succeeded: bool, at: datetime) -> None:
         self.builds.append(("finished", build, succeeded))
@@ -370,3 +382,89 @@ def test_build_on_every_kind_of_target_root(any_root: str) -> None:
     again = sd.build(*roots)  # completeness of the whole frontier in one batched check
     assert again.counts == {"built": 0, "skipped": 3, "failed": 0, "blocked": 0, "not_run": 0}
     assert [root.load() for root in roots] == [4, 5, 3]
+
+
+class Chatty(sd.AutoTask[int]):
+    """Logs and prints while it runs, and publishes two assets."""
+
+    n: int
+
+    def run(self) -> None:
+        logging.getLogger("tests.chatty").warning("working on %d", self.n)
+        print(f"half of {self.n}", end="")
+        print(f" is {self.n / 2}")
+        print("to stderr", file=sys.stderr)
+        self.output().save(self.n * 2)
+
+    def registry_assets(self) -> list[sd.RegistryAsset]:
+        doubled = self.output().load()
+        return [
+            sd.MarkdownRegistryAsset("report", f"# {self.n} doubled is {doubled}"),
+            sd.JSONRegistryAsset("metrics", {"doubled": doubled}),
+        ]
+
+
+class Mute(sd.AutoTask[int]):
+    """Writes nothing to any stream; needs two chatty tasks."""
+
+    left: sd.TaskLoads[int]
+    right: sd.TaskLoads[int]
+
+    def run(self) -> None:
+        self.output().save(self.left.output().load() + self.right.output().load())
+
+
+class BrokenAssets(sd.AutoTask[int]):
+    def run(self) -> None:
+        self.output().save(1)
+
+    def registry_assets(self) -> list[sd.RegistryAsset]:
+        raise RuntimeError("no report today")
+
+
+@pytest.mark.parametrize("executor", [sd.InlineExecutor(), sd.ThreadExecutor(4)], ids=repr)
+def test_what_a_run_logs_and_prints_goes_to_its_task(
+    local_root: str, executor: sd.Executor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorder = Recorder()
+    stdout = sys.stdout
+    print("outside any run: not captured")
+
+    summary = sd.build(
+        Mute(left=Chatty(n=1), right=Chatty(n=2)), registry=recorder, executor=executor
+    )
+
+    assert summary.ok
+    for n, half in ((1, "0.5"), (2, "1.0")):
+        lines = recorder.logs[repr(Chatty(n=n))]
+        assert [(line.seq, line.stream, line.text) for line in lines] == [
+            (0, "log", f"WARNING tests.chatty: working on {n}"),
+            (1, "stdout", f"half of {n} is {half}"),
+            (2, "stderr", "to stderr"),
+        ]
+    assert set(recorder.logs) == {repr(Chatty(n=1)), repr(Chatty(n=2))}  # Mute wrote nothing
+    assert "half of 2 is 1.0" in capsys.readouterr().out  # still printed as usual
+    assert sys.stdout is stdout  # put back after the build
+
+
+def test_a_completed_task_publishes_its_assets(local_root: str) -> None:
+    recorder = Recorder()
+
+    sd.build(Chatty(n=3), registry=recorder)
+
+    assert recorder.assets["Chatty"] == [
+        sd.MarkdownRegistryAsset("report", "# 3 doubled is 6"),
+        sd.JSONRegistryAsset("metrics", {"doubled": 6}),
+    ]
+
+
+def test_assets_that_fail_leave_the_task_built(
+    local_root: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder()
+
+    summary = sd.build(BrokenAssets(), registry=recorder)
+
+    assert summary.ok
+    assert "BrokenAssets" not in recorder.assets
+    assert "no report today" in caplog.text

@@ -26,6 +26,7 @@ from stardag_graphql.migrations import ensure_schema
 from stardag_graphql.settings import Settings
 from tests.conftest import free_port, serving
 from tests.core.examples.pipeline import Add, Number, layered
+from tests.core.test_build import Chatty
 
 WORKSPACE = "{ organizations { workspaces { id } } }"
 BUILDS = """
@@ -120,6 +121,38 @@ def test_a_failure_is_recorded_with_its_traceback(
     failed = [e for e in build["events"]["nodes"] if e["kind"] == "TASK_FAILED"]
     assert build["status"] == "FAILED"
     assert "disk on fire" in failed[0]["payload"]["error"]
+
+
+def test_logs_and_assets_of_a_run_reach_the_registry(
+    server: str, local_root: str, tmp_path: Path
+) -> None:
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+    task = Chatty(n=4)
+
+    with registry_client(server, workspace, tmp_path / "outbox.db") as registry:
+        sd.build(task, registry=registry)
+        task.output().remove()
+        sd.build(task, registry=registry)  # a second run: its lines follow the first's
+        assert registry.flush(30)
+
+    data = graphql(
+        server,
+        """query($w: ID!, $t: String!) { workspace(id: $w) { task(taskId: $t) {
+            logs { seq stream text } assets { name kind body data } } } }""",
+        w=workspace,
+        t=str(task.id),
+    )["workspace"]["task"]
+    run = [
+        ("log", "WARNING tests.chatty: working on 4"),
+        ("stdout", "half of 4 is 2.0"),
+        ("stderr", "to stderr"),
+    ]
+    assert [(line["stream"], line["text"]) for line in data["logs"]] == run + run
+    assert [line["seq"] for line in data["logs"]] == list(range(6))
+    assert sorted(data["assets"], key=lambda asset: asset["name"]) == [
+        {"name": "metrics", "kind": "JSON", "body": None, "data": {"doubled": 8}},
+        {"name": "report", "kind": "MARKDOWN", "body": "# 4 doubled is 8", "data": None},
+    ]
 
 
 def test_a_registry_that_is_down_loses_nothing(
