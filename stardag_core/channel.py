@@ -16,7 +16,7 @@ from gql import Client, GraphQLRequest, gql
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.httpx import HTTPXTransport
 
-from stardag_core.exceptions import StardagError
+from stardag_core.exceptions import RegistryError
 
 Credential = str | Callable[[], str | None] | None
 """A bearer for the registry: a registry token or workspace API key, a function that returns
@@ -26,12 +26,12 @@ the current one (called before each request, so it may refresh), or None in loca
 TRANSIENT_CODES = frozenset({"UNAUTHENTICATED", "RATE_LIMITED", "INTERNAL_SERVER_ERROR"})
 
 
-class RegistryUnavailable(StardagError):
+class RegistryUnavailable(RegistryError):
     """The registry could not answer now (unreachable, overloaded, or refusing for a reason
     that waiting may cure); the request can be retried."""
 
 
-class RegistryRefused(StardagError):
+class RegistryRefused(RegistryError):
     """The registry refused the request as it is; sending it again will not help."""
 
 

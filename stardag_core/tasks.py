@@ -47,6 +47,7 @@ from stardag_core import families
 from stardag_core.assets import RegistryAsset
 from stardag_core.exceptions import TaskDefinitionError
 from stardag_core.params import UNSET, Param
+from stardag_core.recall import TaskSource, task_from_registry
 from stardag_core.targets import FileTarget, Target
 from stardag_core.task_id import sorted_set_items, task_id
 
@@ -234,6 +235,27 @@ class Task(BaseModel):
         """Whether the task is done: by default, whether all its output targets exist."""
         targets = flatten_targets(self.output())
         return bool(targets) and all(target.exists() for target in targets)
+
+    @classmethod
+    def from_registry(cls, task_id: str | UUID, source: TaskSource | None = None) -> "Task":
+        """The task registered as ``task_id``, rebuilt from the registry (by default the
+        configured one; ``source`` may be an open ``stardag_core.client.RegistryClient``),
+        so that a notebook can load any registered output: ``Task.from_registry(id).load()``.
+        Called on a task class, the task must be of that class."""
+        # The registry client is the optional `registry` extra: imported only when used.
+        from stardag_core.client import open_client
+
+        if source is None:
+            with open_client() as client:
+                task = task_from_registry(str(task_id), client)
+        else:
+            task = task_from_registry(str(task_id), source)
+        if not isinstance(task, cls):
+            raise TypeError(
+                f"task {task_id} is a {type(task).__qualname__}, not a {cls.__qualname__}: "
+                "call Task.from_registry to take any task"
+            )
+        return task
 
     def registry_assets(self) -> list[RegistryAsset]:
         """Documents to publish with the task in the registry once it completed (a markdown

@@ -155,6 +155,28 @@ def test_logs_and_assets_of_a_run_reach_the_registry(
     ]
 
 
+def test_a_registered_task_is_read_back_to_load_its_output(
+    server: str, local_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+    task = Add(left=Number(value=20), right=Add(left=Number(value=1), right=Number(value=21)))
+    with registry_client(server, workspace, tmp_path / "outbox.db") as registry:
+        sd.build(task, registry=registry)
+        assert registry.flush(30)
+    monkeypatch.setenv("STARDAG_REGISTRY_URL", server)
+    monkeypatch.setenv("STARDAG_WORKSPACE", workspace)
+
+    loaded = sd.Task.from_registry(task.id)
+    added = Add.from_registry(str(task.id))
+
+    assert loaded == added == task
+    assert loaded.output().load() == 42
+    with pytest.raises(TypeError, match="is a Add, not a Number"):
+        Number.from_registry(task.id)
+    with pytest.raises(sd.RegistryError, match="no task 00000000-0000-5000-8000-000000000000"):
+        sd.Task.from_registry("00000000-0000-5000-8000-000000000000")
+
+
 def test_a_registry_that_is_down_loses_nothing(
     settings: Settings, local_root: str, tmp_path: Path
 ) -> None:
