@@ -4,6 +4,11 @@ Messages are appended as the build goes and removed only once the registry confi
 so a registry that is down or slow loses nothing: whatever is left is sent by the next
 sender on the same file, this run or a later one. Each message keeps the ids it was given
 when it was queued (event ids, build keys), so sending it twice changes nothing.
+
+Appending costs the build almost nothing: a message waits in memory until the sender next
+looks at the queue (within milliseconds), and then every waiting message is written in one
+transaction, before any of them is sent. The file is a WAL database with normal
+synchronisation: what was written survives the process being killed.
 """
 
 import json
@@ -31,9 +36,14 @@ class Outbox:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
+        self._waiting: list[tuple[int, str, dict[str, Any]]] = []
+        self._tickets = 0
+        self._unsent: set[int] = set()
+        self._ticket_of: dict[int, int] = {}
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS outbox "
             "(seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL)"
@@ -43,17 +53,23 @@ class Outbox:
         return f"Outbox({str(self.path)!r})"
 
     def put(self, kind: str, payload: dict[str, Any]) -> int:
-        """Queue a message; returns its place in the queue."""
-        text = json.dumps(payload, separators=(",", ":"))
+        """Queue a message (which must not change afterwards); returns a ticket for
+        `delivered`."""
         with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO outbox (kind, payload) VALUES (?, ?)", (kind, text)
-            )
-        return int(cursor.lastrowid or 0)
+            self._tickets += 1
+            self._waiting.append((self._tickets, kind, payload))
+            self._unsent.add(self._tickets)
+            return self._tickets
+
+    def delivered(self, ticket: int) -> bool:
+        """Whether the message `put` gave `ticket` was removed (the registry confirmed it)."""
+        with self._lock:
+            return ticket not in self._unsent
 
     def peek(self, limit: int) -> list[Message]:
         """The oldest `limit` messages, still queued."""
         with self._lock:
+            self._write_waiting()
             rows = self._db.execute(
                 "SELECT seq, kind, payload FROM outbox ORDER BY seq LIMIT ?", (limit,)
             ).fetchall()
@@ -61,16 +77,33 @@ class Outbox:
 
     def remove(self, messages: Iterable[Message]) -> None:
         """Forget messages the registry has confirmed."""
-        seqs = [(message.seq,) for message in messages]
+        seqs = [message.seq for message in messages]
         with self._lock:
-            self._db.executemany("DELETE FROM outbox WHERE seq = ?", seqs)
+            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in seqs])
+            for seq in seqs:
+                self._unsent.discard(self._ticket_of.pop(seq, 0))
 
     def __len__(self) -> int:
         with self._lock:
             (count,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
-        return int(count)
+            return int(count) + len(self._waiting)
 
     def close(self) -> None:
-        """Close the file; queued messages stay in it."""
+        """Write what waits in memory and close the file; queued messages stay in it."""
         with self._lock:
+            self._write_waiting()
             self._db.close()
+
+    def _write_waiting(self) -> None:
+        """Write the messages waiting in memory, in one transaction (the lock is held)."""
+        if not self._waiting:
+            return
+        self._db.execute("BEGIN")
+        for ticket, kind, payload in self._waiting:
+            cursor = self._db.execute(
+                "INSERT INTO outbox (kind, payload) VALUES (?, ?)",
+                (kind, json.dumps(payload, separators=(",", ":"))),
+            )
+            self._ticket_of[int(cursor.lastrowid or 0)] = ticket
+        self._db.execute("COMMIT")
+        self._waiting.clear()

@@ -18,6 +18,7 @@ It also holds build locks (`build(..., locks=True)`): see `stardag_core.registry
 import atexit
 import base64
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -128,7 +129,8 @@ class GraphQLRegistry:
         self._idle = threading.Event()
         self._stopping = threading.Event()
         self._delivered = threading.Condition()
-        self._delivered_through = 0
+        self._event_ids = itertools.count()
+        self._event_prefix = uuid.uuid4().hex
         self._thread = threading.Thread(target=self._send_forever, name="stardag-registry")
         self._thread.daemon = True
         self._thread.start()
@@ -148,7 +150,7 @@ class GraphQLRegistry:
     def task_event(self, event: TaskEvent) -> None:
         """Queue what happened to a task (registering it and its upstream first, once)."""
         self._register(event.build_id, [event.task])
-        self._put("event", event_payload(event))
+        self._put("event", self._event_payload(event))
 
     def task_logs(self, build_id: uuid.UUID, task: Task, lines: Sequence[LogLine]) -> None:
         """Queue lines a task's run wrote."""
@@ -203,10 +205,13 @@ class GraphQLRegistry:
         self._wake.set()
         with self._delivered:
             if not self._delivered.wait_for(
-                lambda: 0 <= self._registered[key] <= self._delivered_through, timeout
+                lambda: (
+                    self._registered[key] >= 0 and self._outbox.delivered(self._registered[key])
+                ),
+                timeout,
             ):
                 return None
-        return event_payload(event)
+        return self._event_payload(event)
 
     # Sending.
 
@@ -277,7 +282,6 @@ class GraphQLRegistry:
                 if self._send(channel, batch):
                     self._outbox.remove(batch)
                     with self._delivered:
-                        self._delivered_through = batch[-1].seq
                         self._delivered.notify_all()
                     backoff = 0.0
                 else:
@@ -333,14 +337,19 @@ class GraphQLRegistry:
             }
         return RECORD, {"w": w, "e": [message.payload for message in batch]}
 
+    def _event_payload(self, event: TaskEvent) -> dict[str, Any]:
+        """A task event as `recordEvents` takes it, with a fresh idempotent event id (this
+        registry's random prefix and a count: cheaper than a random id for each event)."""
+        return event_payload(event, f"{self._event_prefix}-{next(self._event_ids)}")
 
-def event_payload(event: TaskEvent) -> dict[str, Any]:
-    """A task event as `recordEvents` takes it, with a fresh idempotent event id."""
+
+def event_payload(event: TaskEvent, event_id: str) -> dict[str, Any]:
+    """A task event as `recordEvents` takes it, with the idempotent id `event_id`."""
     payload: dict[str, Any] = {"skipped": True} if event.kind is TaskEventKind.SKIPPED else {}
     if event.error is not None:
         payload["error"] = event.error
     return {
-        "eventId": uuid.uuid4().hex,
+        "eventId": event_id,
         "kind": EVENT_KINDS[event.kind],
         "occurredAt": event.at.isoformat(),
         "taskId": str(event.task.id),
