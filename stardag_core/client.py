@@ -260,6 +260,8 @@ def open_client(
     return RegistryClient(config, credential, default_cache(home), transport=transport)
 
 
+# One GraphQLRegistry per registry, workspace and kind of credential in a process: every
+# build shares its outbox and its sending thread (two senders on one outbox would race).
 _build_registries: dict[tuple[str, str, str], GraphQLRegistry] = {}
 _build_registries_lock = threading.Lock()
 
@@ -282,7 +284,7 @@ def configured_registry(environ: Mapping[str, str] = os.environ) -> GraphQLRegis
             live = client.target_roots()
         except RegistryError as error:
             entry = client.cache.get(config)
-            if entry is None:
+            if entry is None or entry.synced_at is None:
                 raise RegistryError(
                     f"{error}. The workspace {config.workspace or ''} was never synced, so the "
                     "build cannot start offline; run `stardag target-roots sync` once the "
@@ -304,8 +306,7 @@ def configured_registry(environ: Mapping[str, str] = os.environ) -> GraphQLRegis
 
 
 def _registry(url: str, workspace_id: str, credential: Credential, home: Path) -> GraphQLRegistry:
-    """One registry per URL, workspace and credential kind in a process: builds share its
-    outbox and its sending thread."""
+    """The process's registry for this URL, workspace and kind of credential."""
     key = (url, workspace_id, type(credential).__name__)
     with _build_registries_lock:
         registry = _build_registries.get(key)
