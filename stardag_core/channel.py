@@ -77,7 +77,7 @@ class Channel:
         with self._lock:
             if self._session is None:
                 transport = HTTPXTransport(
-                    url=f"{self.url}/graphql", auth=_Bearer(self._credential), timeout=30
+                    url=f"{self.url}/graphql", auth=Bearer(self._credential), timeout=30
                 )
                 client = Client(transport=transport, fetch_schema_from_transport=False)
                 self._session = client.connect_sync()  # type: ignore[no-untyped-call]
@@ -85,14 +85,14 @@ class Channel:
             return self._session
 
 
-class _Bearer(httpx.Auth):
+class Bearer(httpx.Auth):
     """Sends the credential's current bearer with each request (none in local mode)."""
 
     def __init__(self, credential: Credential) -> None:
         self._credential = credential
 
     def __repr__(self) -> str:
-        return "_Bearer(<hidden>)"
+        return "Bearer(<hidden>)"
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, Any, None]:
         credential = self._credential

@@ -20,7 +20,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +36,7 @@ from gql.transport.exceptions import (
 )
 from gql.transport.httpx import HTTPXTransport
 
+from stardag_core.channel import Bearer
 from stardag_core.config import reload_settings
 from stardag_core.credentials import ApiKey, Credential, CredentialStore, NoCredential, SignedIn
 from stardag_core.exceptions import ConfigError, RegistryError
@@ -84,7 +85,10 @@ class RegistryClient:
         extra: dict[str, Any] = {"transport": transport} if transport is not None else {}
         self._client = Client(
             transport=HTTPXTransport(
-                url=f"{config.url}/graphql", auth=_Bearer(credential), timeout=timeout, **extra
+                url=f"{config.url}/graphql",
+                auth=Bearer(credential.bearer),
+                timeout=timeout,
+                **extra,
             ),
             fetch_schema_from_transport=False,
         )
@@ -192,22 +196,6 @@ class RegistryClient:
         self.cache.synced(self.config, self.workspace_id(), live)
         reload_settings()
         return changes
-
-
-class _Bearer(httpx.Auth):
-    """Sends the credential's current bearer with each request (none in local mode)."""
-
-    def __init__(self, credential: Credential) -> None:
-        self._credential = credential
-
-    def __repr__(self) -> str:
-        return f"_Bearer({self._credential!r})"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, Any, None]:
-        bearer = self._credential.bearer()
-        if bearer:
-            request.headers["Authorization"] = f"Bearer {bearer}"
-        yield request
 
 
 def _messages(errors: list[Any] | None) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 from stardag_core.assets import MarkdownRegistryAsset, RegistryAsset
 from stardag_core.channel import Channel, Credential, RegistryRefused, RegistryUnavailable
 from stardag_core.outbox import Message, Outbox
+from stardag_core.profiles import stardag_home
 from stardag_core.registry import BuildRecord, LogLine, TaskEvent, TaskEventKind
 from stardag_core.registry_locks import GraphQLLocks
 from stardag_core.tasks import Task, flatten_targets, flatten_tasks
@@ -43,6 +44,8 @@ logger = logging.getLogger("stardag.registry")
 BATCH = 500
 TASKS_PER_REQUEST = 1000
 MAX_BACKOFF_SECONDS = 5.0
+LINGER_SECONDS = 0.1
+"""How long the sender lets reports gather after the first one, unless someone waits."""
 EVENT_KINDS = {
     TaskEventKind.STARTED: "TASK_RUNNING",
     TaskEventKind.COMPLETED: "TASK_COMPLETED",
@@ -69,9 +72,9 @@ FINISH = """mutation($b: ID!, $s: BuildStatus!) { finishBuild(buildId: $b, statu
 
 
 def default_outbox(url: str, workspace_id: str) -> Path:
-    """One outbox file per registry and workspace, under `~/.stardag/outbox/`."""
+    """One outbox file per registry and workspace, under the stardag home's `outbox/`."""
     digest = hashlib.sha256(f"{url}\n{workspace_id}".encode()).hexdigest()[:16]
-    return Path.home() / ".stardag" / "outbox" / f"{digest}.db"
+    return stardag_home() / "outbox" / f"{digest}.db"
 
 
 def build_global_id(key: str) -> str:
@@ -128,6 +131,7 @@ class GraphQLRegistry:
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._stopping = threading.Event()
+        self._urgent = threading.Event()
         self._delivered = threading.Condition()
         self._event_ids = itertools.count()
         self._event_prefix = uuid.uuid4().hex
@@ -202,6 +206,7 @@ class GraphQLRegistry:
         (sent through the outbox); None if that takes longer than `timeout` seconds."""
         self._register(event.build_id, [event.task])
         key = event.build_id, event.task.id
+        self._urgent.set()
         self._wake.set()
         with self._delivered:
             if not self._delivered.wait_for(
@@ -220,6 +225,7 @@ class GraphQLRegistry:
         deadline = time.monotonic() + timeout
         while len(self._outbox):
             self._idle.clear()
+            self._urgent.set()
             self._wake.set()
             if not self._idle.wait(max(0.0, deadline - time.monotonic())):
                 return False
@@ -278,6 +284,9 @@ class GraphQLRegistry:
                     self._idle.set()
                     self._wake.wait(0.5)
                     self._wake.clear()
+                    # A burst of reports gathers into a few requests, unless someone waits.
+                    self._urgent.wait(LINGER_SECONDS)
+                    self._urgent.clear()
                     continue
                 if self._send(channel, batch):
                     self._outbox.remove(batch)
