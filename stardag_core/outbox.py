@@ -35,11 +35,14 @@ class Outbox:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._lock = threading.Lock()
+        # `_memory` guards what waits in memory, `_file` the database: queuing a message
+        # never waits for the file.
+        self._memory = threading.Lock()
+        self._file = threading.Lock()
         self._waiting: list[tuple[int, str, dict[str, Any]]] = []
         self._tickets = 0
         self._unsent: set[int] = set()
-        self._ticket_of: dict[int, int] = {}
+        self._written: dict[int, tuple[int, dict[str, Any]]] = {}  # seq -> ticket, payload
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
@@ -55,7 +58,7 @@ class Outbox:
     def put(self, kind: str, payload: dict[str, Any]) -> int:
         """Queue a message (which must not change afterwards); returns a ticket for
         `delivered`."""
-        with self._lock:
+        with self._memory:
             self._tickets += 1
             self._waiting.append((self._tickets, kind, payload))
             self._unsent.add(self._tickets)
@@ -63,47 +66,61 @@ class Outbox:
 
     def delivered(self, ticket: int) -> bool:
         """Whether the message `put` gave `ticket` was removed (the registry confirmed it)."""
-        with self._lock:
+        with self._memory:
             return ticket not in self._unsent
 
     def peek(self, limit: int) -> list[Message]:
         """The oldest `limit` messages, still queued."""
-        with self._lock:
+        with self._file:
             self._write_waiting()
             rows = self._db.execute(
                 "SELECT seq, kind, payload FROM outbox ORDER BY seq LIMIT ?", (limit,)
             ).fetchall()
-        return [Message(seq, kind, json.loads(payload)) for seq, kind, payload in rows]
+        with self._memory:
+            known = {seq: self._written[seq][1] for seq, _, _ in rows if seq in self._written}
+        return [
+            Message(seq, kind, known[seq] if seq in known else json.loads(payload))
+            for seq, kind, payload in rows
+        ]
 
     def remove(self, messages: Iterable[Message]) -> None:
         """Forget messages the registry has confirmed."""
         seqs = [message.seq for message in messages]
-        with self._lock:
+        with self._file:
             self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in seqs])
+        with self._memory:
             for seq in seqs:
-                self._unsent.discard(self._ticket_of.pop(seq, 0))
+                ticket, _ = self._written.pop(seq, (0, None))
+                self._unsent.discard(ticket)
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._file:
             (count,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
-            return int(count) + len(self._waiting)
+            with self._memory:
+                return int(count) + len(self._waiting)
 
     def close(self) -> None:
         """Write what waits in memory and close the file; queued messages stay in it."""
-        with self._lock:
+        with self._file:
             self._write_waiting()
             self._db.close()
 
     def _write_waiting(self) -> None:
-        """Write the messages waiting in memory, in one transaction (the lock is held)."""
-        if not self._waiting:
+        """Write the messages waiting in memory, in one transaction (`_file` is held)."""
+        with self._memory:
+            waiting, self._waiting = self._waiting, []
+        if not waiting:
             return
+        rows = [(kind, json.dumps(payload, separators=(",", ":"))) for _, kind, payload in waiting]
         self._db.execute("BEGIN")
-        for ticket, kind, payload in self._waiting:
-            cursor = self._db.execute(
-                "INSERT INTO outbox (kind, payload) VALUES (?, ?)",
-                (kind, json.dumps(payload, separators=(",", ":"))),
+        seqs = [
+            int(
+                self._db.execute("INSERT INTO outbox (kind, payload) VALUES (?, ?)", row).lastrowid
+                or 0
             )
-            self._ticket_of[int(cursor.lastrowid or 0)] = ticket
+            for row in rows
+        ]
         self._db.execute("COMMIT")
-        self._waiting.clear()
+        with self._memory:
+            for seq, (ticket, _, payload) in zip(seqs, waiting, strict=True):
+                self._written[seq] = (ticket, payload)

@@ -294,9 +294,9 @@ class GraphQLRegistry:
                         self._delivered.notify_all()
                     backoff = 0.0
                 else:
+                    # New reports do not cut the wait short: only stopping does.
                     backoff = min(MAX_BACKOFF_SECONDS, max(0.1, backoff * 2))
-                    self._wake.wait(backoff)
-                    self._wake.clear()
+                    self._stopping.wait(backoff)
         finally:
             channel.close()
 

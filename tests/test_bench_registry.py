@@ -45,3 +45,23 @@ def test_the_credential_benchmark_prints_every_check_beside_its_floor() -> None:
     checks = [row.split(" | ")[0].strip("| ") for row in rows]
     assert checks[0].startswith("floor")
     assert {"API key, hash", "registry token"} <= set(checks)
+
+
+def test_the_sdk_benchmark_prints_each_contender_beside_the_build_without_registry() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT.with_name("sdk.py")), "--quick"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr[-5000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    contenders = [row.split(" | ")[0].removeprefix("| ") for row in rows[1:]]
+    assert contenders == [
+        "plain-Python floor (whole process)",
+        "no registry",
+        "GraphQL registry",
+        "registry + locks",
+    ]
