@@ -7,13 +7,14 @@ on loopback, and with build locks, beside the plain-Python floor.
 The registry (`stardag serve`, embedded SQLite, local mode) runs in its own process, as it
 would for a user; each build runs in a fresh process with a fresh output directory and
 outbox. The table gives medians of the build's own time (what a user waits for) and of the
-time until the registry had every report, with ratios to the build without a registry.
+time until the registry had every report, with their ratios to the build without a registry.
 """
 
 import argparse
 import contextlib
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -31,8 +32,6 @@ MODES = ("none", "registry", "locks")
 @contextlib.contextmanager
 def registry_server(directory: Path) -> Iterator[str]:
     """`stardag serve` on a free port and a fresh SQLite file; yields its URL."""
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -50,9 +49,8 @@ def registry_server(directory: Path) -> Iterator[str]:
     try:
         deadline = time.monotonic() + 60
         while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                    break
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                break
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("the registry did not start")
             time.sleep(0.1)
@@ -85,9 +83,9 @@ def floor_seconds(n: int) -> float:
 
 def build_seconds(n: int, mode: str, url: str, workspace: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as scratch:
+        arguments = [f"{scratch}/out", str(n), mode, url, workspace, f"{scratch}/outbox.db"]
         done = subprocess.run(
-            [sys.executable, str(WORKLOADS / "reporting.py"), f"{scratch}/out", str(n), mode]
-            + [url, workspace, f"{scratch}/outbox.db"],
+            [sys.executable, str(WORKLOADS / "reporting.py"), *arguments],
             check=True,
             capture_output=True,
             text=True,
@@ -117,7 +115,7 @@ def main() -> None:
                 reports[mode].append(reported)
     baseline = statistics.median(builds["none"])
     print(f"W1 N={n}, class idiom, thread executor; medians of {runs} run(s)\n")
-    print("| contender | build (s) | × no registry | until reported (s) | × no registry |")
+    print("| contender | build (s) | ratio | until reported (s) | ratio |")
     print("|---|---|---|---|---|")
     floor = statistics.median(floors)
     print(f"| plain-Python floor (whole process) | {floor:.3f} | {floor / baseline:.2f} | | |")

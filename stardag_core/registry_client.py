@@ -206,16 +206,16 @@ class GraphQLRegistry:
         (sent through the outbox); None if that takes longer than `timeout` seconds."""
         self._register(event.build_id, [event.task])
         key = event.build_id, event.task.id
-        self._urgent.set()
-        self._wake.set()
-        with self._delivered:
-            if not self._delivered.wait_for(
-                lambda: (
-                    self._registered[key] >= 0 and self._outbox.delivered(self._registered[key])
-                ),
-                timeout,
-            ):
-                return None
+
+        def delivered() -> bool:
+            return self._registered[key] >= 0 and self._outbox.delivered(self._registered[key])
+
+        if not delivered():
+            self._urgent.set()
+            self._wake.set()
+            with self._delivered:
+                if not self._delivered.wait_for(delivered, timeout):
+                    return None
         return self._event_payload(event)
 
     # Sending.
@@ -293,6 +293,9 @@ class GraphQLRegistry:
                     with self._delivered:
                         self._delivered.notify_all()
                     backoff = 0.0
+                    if len(batch) < BATCH:  # caught up: let the next reports gather
+                        self._urgent.wait(LINGER_SECONDS)
+                        self._urgent.clear()
                 else:
                     # New reports do not cut the wait short: only stopping does.
                     backoff = min(MAX_BACKOFF_SECONDS, max(0.1, backoff * 2))

@@ -9,8 +9,9 @@ partitioned) and was taken over records nothing. A worker that dies releases not
 lease lapses after its time to live and another worker takes the task over.
 
 Lock calls from all of a build's threads go through one dispatcher, which sends whatever
-is waiting as one request (up to 20 calls, as aliases of one mutation): a busy build makes
-a few large requests rather than many small ones.
+is waiting as one request, each kind of call as one list (`acquireLocks`, `renewLocks`,
+`releaseLocks`, `recordEventsUnderLocks`), each list one statement on the registry: a busy
+build makes a few large requests rather than many small ones.
 
 Every call blocks (the scheduler makes them on worker threads). While the registry is
 unreachable, taking a lease waits and retries; recording a completion retries for as long
@@ -21,7 +22,6 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,29 +34,30 @@ from stardag_core.tasks import Task
 logger = logging.getLogger("stardag.locks")
 
 MAX_BACKOFF_SECONDS = 2.0
-CALLS_PER_REQUEST = 20
-"""Lock calls sent in one request (as aliases; the registry allows 20 per request)."""
+CALLS_PER_REQUEST = 500
+"""Lock calls sent in one request at most."""
+GATHER_SECONDS = 0.01
+"""How long the dispatcher lets calls gather after the first: a request costs the registry
+far more than a call in it, so a little waiting buys throughput."""
 
-# Each kind of call: its variables (besides $w, $h, $ttl) and its field, for alias number i.
+# Each kind of call: the argument that takes the batch's calls, with its type, and the field.
 OPERATIONS = {
     "acquire": (
-        ("k", "String!"),
-        "acquireLock(workspaceId: $w, key: $k{i}, holder: $h, ttlSeconds: $ttl) "
-        "{{ lease {{ fencingToken }} }}",
-    ),
-    "renew": (
-        ("k", "String!", "t", "Int!"),
-        "renewLock(workspaceId: $w, key: $k{i}, holder: $h, fencingToken: $t{i}, "
-        "ttlSeconds: $ttl) {{ acquired }}",
-    ),
-    "release": (
-        ("k", "String!", "t", "Int!"),
-        "releaseLock(workspaceId: $w, key: $k{i}, holder: $h, fencingToken: $t{i})",
+        "$acquire: [String!]!",
+        "acquire: acquireLocks(workspaceId: $w, keys: $acquire, holder: $h, ttlSeconds: $ttl) "
+        "{ lease { fencingToken } }",
     ),
     "complete": (
-        ("k", "String!", "t", "Int!", "e", "[EventInput!]!"),
-        "recordEventsUnderLock(workspaceId: $w, key: $k{i}, holder: $h, "
-        "fencingToken: $t{i}, events: $e{i})",
+        "$complete: [LockedEventsInput!]!",
+        "complete: recordEventsUnderLocks(workspaceId: $w, holder: $h, completions: $complete)",
+    ),
+    "release": (
+        "$release: [LeaseInput!]!",
+        "release: releaseLocks(workspaceId: $w, leases: $release, holder: $h)",
+    ),
+    "renew": (
+        "$renew: [LeaseInput!]!",
+        "renew: renewLocks(workspaceId: $w, leases: $renew, holder: $h, ttlSeconds: $ttl)",
     ),
 }
 
@@ -80,7 +81,7 @@ def lock_key(task: Task) -> str:
 @dataclass
 class _Call:
     kind: str
-    variables: dict[str, Any]
+    argument: Any
     answer: "Future[Any]" = field(default_factory=Future)
 
 
@@ -115,7 +116,7 @@ class GraphQLLocks:
         while True:
             asked = time.monotonic()
             try:
-                granted = self._call("acquire", k=key)["lease"]
+                granted = self._call("acquire", key)["lease"]
                 break
             except RegistryUnavailable as error:
                 backoff = min(MAX_BACKOFF_SECONDS, max(0.05, backoff * 2))
@@ -132,7 +133,7 @@ class GraphQLLocks:
         """Give the lease up; if the registry cannot be told, the lease lapses on its own."""
         self._forget(lease)
         try:
-            self._call("release", k=lease.key, t=lease.fencing_token)
+            self._call("release", {"key": lease.key, "fencingToken": lease.fencing_token})
         except (RegistryUnavailable, RegistryRefused) as error:
             logger.warning("could not release the lock %s (%s); it lapses", lease.key, error)
 
@@ -149,9 +150,12 @@ class GraphQLLocks:
                 if payload is None:
                     return False
                 try:
-                    return bool(
-                        self._call("complete", k=lease.key, t=lease.fencing_token, e=[payload])
-                    )
+                    completion = {
+                        "key": lease.key,
+                        "fencingToken": lease.fencing_token,
+                        "events": [payload],
+                    }
+                    return bool(self._call("complete", completion))
                 except RegistryUnavailable as error:
                     logger.warning("cannot record %s yet (%s); retrying", lease.key, error)
                     time.sleep(min(MAX_BACKOFF_SECONDS, max(0.0, remaining / 4)))
@@ -168,18 +172,19 @@ class GraphQLLocks:
             thread.join()
         self._channel.close()
 
-    def _call(self, kind: str, **variables: Any) -> Any:
+    def _call(self, kind: str, argument: Any) -> Any:
         """Hand a call to the dispatcher and wait for its answer."""
-        call = _Call(kind, variables)
+        call = _Call(kind, argument)
         self._calls.put(call)
         return call.answer.result()
 
     def _dispatch_forever(self) -> None:
         while (first := self._calls.get()) is not None:
             batch = [first]
+            gathered = time.monotonic() + GATHER_SECONDS
             while len(batch) < CALLS_PER_REQUEST:
                 try:
-                    call = self._calls.get_nowait()
+                    call = self._calls.get(timeout=max(0.0, gathered - time.monotonic()))
                 except queue.Empty:
                     break
                 if call is None:
@@ -190,21 +195,23 @@ class GraphQLLocks:
 
     def _send(self, batch: list[_Call]) -> None:
         """Send a batch of calls as one request and answer each."""
-        batch.sort(key=lambda call: call.kind)
+        kinds: dict[str, list[_Call]] = {}
+        for call in batch:
+            kinds.setdefault(call.kind, []).append(call)
         variables: dict[str, Any] = {"w": self._reporter.workspace_id, "h": self.holder}
-        if any(call.kind in ("acquire", "renew") for call in batch):
+        if "acquire" in kinds or "renew" in kinds:
             variables["ttl"] = self.ttl
-        for index, call in enumerate(batch):
-            variables.update({f"{name}{index}": value for name, value in call.variables.items()})
-        counts = Counter(call.kind for call in batch)
+        for kind, calls in kinds.items():
+            variables[kind] = [call.argument for call in calls]
         try:
-            data = self._channel.execute(document(tuple(sorted(counts.items()))), variables)
+            data = self._channel.execute(document(frozenset(kinds)), variables)
         except (RegistryUnavailable, RegistryRefused) as error:
             for call in batch:
                 call.answer.set_exception(error)
             return
-        for index, call in enumerate(batch):
-            call.answer.set_result(data[f"c{index}"])
+        for kind, calls in kinds.items():
+            for call, answer in zip(calls, data[kind], strict=True):
+                call.answer.set_result(answer)
 
     def _forget(self, lease: Lease) -> bool:
         """Stop renewing `lease`; False if it was no longer held (completed or released)."""
@@ -219,7 +226,10 @@ class GraphQLLocks:
             with self._guard:
                 leases = list(self._held.values())
             asked = time.monotonic()
-            calls = [_Call("renew", {"k": lease.key, "t": lease.fencing_token}) for lease in leases]
+            calls = [
+                _Call("renew", {"key": lease.key, "fencingToken": lease.fencing_token})
+                for lease in leases
+            ]
             for call in calls:
                 self._calls.put(call)
             for lease, call in zip(leases, calls, strict=True):
@@ -227,7 +237,7 @@ class GraphQLLocks:
 
     def _renewed(self, lease: Lease, call: _Call, asked: float) -> None:
         try:
-            renewed = call.answer.result()["acquired"]
+            renewed = call.answer.result()
         except (RegistryUnavailable, RegistryRefused) as error:
             logger.warning("could not renew the lock %s (%s)", lease.key, error)
             return
@@ -243,19 +253,12 @@ class GraphQLLocks:
 
 
 @cache
-def document(counts: tuple[tuple[str, int], ...]) -> str:
-    """The mutation for a batch with `counts` calls of each kind (in sorted order), its
-    fields aliased `c0`, `c1`, ... and its variables numbered the same way."""
+def document(kinds: frozenset[str]) -> str:
+    """The mutation that sends the calls of `kinds` (each kind a list, one field)."""
     declarations = ["$w: ID!", "$h: String!"]
-    if any(kind in ("acquire", "renew") for kind, _ in counts):
+    if kinds & {"acquire", "renew"}:
         declarations.append("$ttl: Float!")
-    fields = []
-    index = 0
-    for kind, count in counts:
-        spec, template = OPERATIONS[kind]
-        for _ in range(count):
-            pairs = zip(spec[::2], spec[1::2], strict=True)
-            declarations.extend(f"${name}{index}: {kind_}" for name, kind_ in pairs)
-            fields.append(f"  c{index}: " + template.format(i=index))
-            index += 1
-    return f"mutation({', '.join(declarations)}) {{\n" + "\n".join(fields) + "\n}"
+    chosen = sorted(kinds)
+    declarations += [OPERATIONS[kind][0] for kind in chosen]
+    fields = "\n".join(f"  {OPERATIONS[kind][1]}" for kind in chosen)
+    return f"mutation({', '.join(declarations)}) {{\n{fields}\n}}"

@@ -22,9 +22,10 @@ import logging
 import time
 import traceback
 from collections import deque
-from collections.abc import AsyncGenerator, Generator, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from stardag_core.capture import TaskLog, capturing, logging_to
@@ -47,6 +48,7 @@ from stardag_core.targets import Target, commit_guard, exists_many_async
 from stardag_core.tasks import Task, flatten_targets, flatten_tasks
 
 FailMode = Literal["fail_fast", "continue"]
+T = TypeVar("T")
 
 logger = logging.getLogger("stardag.build")
 
@@ -111,6 +113,7 @@ class Scheduler:
     ) -> None:
         self.summary = BuildSummary()
         self._locks = locks
+        self._lock_threads: ThreadPoolExecutor | None = None
         # What runs log and print is captured only for a registry that keeps it.
         self._capture = not isinstance(registry, NoOpRegistry)
         self._executor = executor
@@ -130,9 +133,13 @@ class Scheduler:
         cycle = _find_cycle(await self._discover(roots))
         if cycle:
             raise DependencyCycleError(_describe_cycle(cycle))
-        with capturing() if self._capture else nullcontext():
-            await self._run_ready()
-        await self._close_leftovers()
+        try:
+            with capturing() if self._capture else nullcontext():
+                await self._run_ready()
+            await self._close_leftovers()
+        finally:
+            if self._lock_threads is not None:
+                self._lock_threads.shutdown(wait=False)
         return self.summary
 
     async def _run_ready(self) -> None:
@@ -314,7 +321,7 @@ class Scheduler:
             return True
         lease, node.lease = node.lease, None
         event = TaskEvent(self._build.id, node.task, TaskEventKind.COMPLETED)
-        if await asyncio.to_thread(self._locks.complete, lease, event):
+        if await self._locking(self._locks.complete, lease, event):
             logger.debug("completed %r (%s) under lock %s", node.task, node.task.id, lease.key)
             return True
         lease.lost = True
@@ -327,7 +334,7 @@ class Scheduler:
         """Hold the node's lease before its first run: True to run it now; False when it was
         parked (another worker holds it) or skipped (another worker completed it)."""
         if node.lease is None:
-            node.lease = await asyncio.to_thread(locks.acquire, node.task)
+            node.lease = await self._locking(locks.acquire, node.task)
             if node.lease is None:
                 node.state = _State.PARKED
                 self._parked.add(asyncio.create_task(self._wait_for_lock(node, locks)))
@@ -353,10 +360,17 @@ class Scheduler:
             if complete[0]:
                 self._skip_built_elsewhere(node)
                 return
-            node.lease = await asyncio.to_thread(locks.acquire, node.task)
+            node.lease = await self._locking(locks.acquire, node.task)
             if node.lease is not None:
                 self._enqueue(node)
                 return
+
+    async def _locking(self, call: Callable[..., T], *args: Any) -> T:
+        """Make a (blocking) lock call on a thread of the scheduler's own: as many may wait
+        at once as tasks run, so the registry client can send them together."""
+        if self._lock_threads is None:
+            self._lock_threads = ThreadPoolExecutor(2 * self._executor.slots + 4, "stardag-lock")
+        return await asyncio.get_running_loop().run_in_executor(self._lock_threads, call, *args)
 
     def _skip_built_elsewhere(self, node: _Node) -> None:
         self._skip(node)
@@ -365,7 +379,7 @@ class Scheduler:
     async def _release(self, node: _Node) -> None:
         if node.lease is not None and self._locks is not None:
             lease, node.lease = node.lease, None
-            await asyncio.to_thread(self._locks.release, lease)
+            await self._locking(self._locks.release, lease)
 
     async def _step(self, node: _Node) -> Outcome:
         """Run the node's task until it finishes or yields tasks it needs."""

@@ -102,6 +102,19 @@ class LockResult:
     lease: Lease | None
 
 
+@strawberry.input(description="A lease as its holder names it: the lock's key and its token.")
+class LeaseInput:
+    key: str
+    fencing_token: int
+
+
+@strawberry.input(description="Events to record under a lease (see `recordEventsUnderLocks`).")
+class LockedEventsInput:
+    key: str
+    fencing_token: int
+    events: list[EventInput]
+
+
 @strawberry.type
 class BuildMutation:
     @strawberry.mutation(
@@ -178,9 +191,7 @@ class BuildMutation:
             lease = await lock_store.acquire_lock(
                 session, workspace, key, holder, _ttl(ttl_seconds)
             )
-        return LockResult(
-            acquired=lease is not None, lease=Lease.from_store(lease) if lease else None
-        )
+        return LockResult(acquired=lease is not None, lease=_lease(lease))
 
     @strawberry.mutation(description="Extend a live lease held with `fencingToken`.")
     async def renew_lock(
@@ -196,9 +207,7 @@ class BuildMutation:
             lease = await lock_store.renew_lock(
                 session, workspace, key, holder, fencing_token, _ttl(ttl_seconds)
             )
-        return LockResult(
-            acquired=lease is not None, lease=Lease.from_store(lease) if lease else None
-        )
+        return LockResult(acquired=lease is not None, lease=_lease(lease))
 
     @strawberry.mutation(description="Release a lock held with `fencingToken`; false if not held.")
     async def release_lock(
@@ -233,6 +242,84 @@ class BuildMutation:
                 return True
             wanted = {record.event_id for record in records}
             return await task_store.recorded_event_ids(session, workspace, wanted) == wanted
+
+    @strawberry.mutation(
+        description="`acquireLock` for many keys in one statement: a result for each key, in order."
+    )
+    async def acquire_locks(
+        self, info: Info, workspace_id: GlobalID, keys: list[str], holder: str, ttl_seconds: float
+    ) -> list[LockResult]:
+        _check_batch("keys", keys)
+        async with writing(info, workspace_id) as (session, workspace):
+            leases = await lock_store.acquire_locks(
+                session, workspace, keys, holder, _ttl(ttl_seconds)
+            )
+        return [LockResult(acquired=key in leases, lease=_lease(leases.get(key))) for key in keys]
+
+    @strawberry.mutation(
+        description="`renewLock` for many leases in one statement: whether each was renewed, "
+        "in order."
+    )
+    async def renew_locks(
+        self,
+        info: Info,
+        workspace_id: GlobalID,
+        leases: list[LeaseInput],
+        holder: str,
+        ttl_seconds: float,
+    ) -> list[bool]:
+        _check_batch("leases", leases)
+        pairs = [(lease.key, lease.fencing_token) for lease in leases]
+        async with writing(info, workspace_id) as (session, workspace):
+            renewed = await lock_store.renew_locks(
+                session, workspace, pairs, holder, _ttl(ttl_seconds)
+            )
+        return [lease.key in renewed for lease in leases]
+
+    @strawberry.mutation(
+        description="`releaseLock` for many leases in one statement: whether each was "
+        "released, in order."
+    )
+    async def release_locks(
+        self, info: Info, workspace_id: GlobalID, leases: list[LeaseInput], holder: str
+    ) -> list[bool]:
+        _check_batch("leases", leases)
+        pairs = [(lease.key, lease.fencing_token) for lease in leases]
+        async with writing(info, workspace_id) as (session, workspace):
+            released = await lock_store.release_locks(session, workspace, pairs, holder)
+        return [lease.key in released for lease in leases]
+
+    @strawberry.mutation(
+        description="`recordEventsUnderLock` for many leases in one transaction: for each, in "
+        "order, whether its events are recorded (only those of live leases are, and their "
+        "locks released)."
+    )
+    async def record_events_under_locks(
+        self,
+        info: Info,
+        workspace_id: GlobalID,
+        holder: str,
+        completions: list[LockedEventsInput],
+    ) -> list[bool]:
+        _check_batch("completions", completions)
+        records = {item.key: [_event(event) for event in item.events] for item in completions}
+        _check_batch("events", [record for batch in records.values() for record in batch])
+        pairs = [(item.key, item.fencing_token) for item in completions]
+        async with writing(info, workspace_id) as (session, workspace):
+            builds = {r.build_id for batch in records.values() for r in batch if r.build_id}
+            for build in builds:
+                await build_store.get_build(session, workspace, build)
+            released = await lock_store.release_live_locks(session, workspace, pairs, holder)
+            live = [record for key in released for record in records[key]]
+            await task_store.record_events(session, workspace, live)
+            wanted = {
+                r.event_id for key, batch in records.items() if key not in released for r in batch
+            }
+            found = await task_store.recorded_event_ids(session, workspace, wanted)
+        return [
+            item.key in released or {r.event_id for r in records[item.key]} <= found
+            for item in completions
+        ]
 
     @strawberry.mutation(description="Attach an asset to a task, replacing one of the same name.")
     async def put_asset(
@@ -363,6 +450,10 @@ def _event(event: EventInput) -> task_store.EventRecord:
         build_id=row_id(event.build_id, "Build") if event.build_id else None,
         payload=payload,
     )
+
+
+def _lease(lease: lock_store.Lease | None) -> Lease | None:
+    return None if lease is None else Lease.from_store(lease)
 
 
 def _ttl(seconds: float) -> timedelta:

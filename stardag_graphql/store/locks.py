@@ -8,10 +8,11 @@ concurrent acquirers can never both win, on SQLite and PostgreSQL alike.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, case, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stardag_graphql.errors import InvalidInputError
@@ -42,18 +43,41 @@ async def acquire_lock(
     A new lease gets the next fencing token; the same holder acquiring again while its
     lease is live renews it and keeps its token.
     """
-    _check_names(key=key, holder=holder)
+    leases = await acquire_locks(session, workspace_id, [key], holder, ttl, now)
+    return leases.get(key)
+
+
+async def acquire_locks(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    keys: Sequence[str],
+    holder: str,
+    ttl: timedelta,
+    now: datetime | None = None,
+) -> dict[str, Lease]:
+    """`acquire_lock` for many keys in one statement: the leases granted, by key (a key
+    another holds is left out)."""
+    _check_names(holder=holder)
+    for key in keys:
+        _check_names(key=key)
     _check_ttl(ttl)
+    if not keys:
+        return {}
     now = _now(now)
     expires_at = now + ttl
     statement = insert(session, Lock).values(
-        id=uuid.uuid4(),
-        workspace_id=workspace_id,
-        key=key,
-        holder=holder,
-        fencing_token=1,
-        acquired_at=now,
-        expires_at=expires_at,
+        [
+            {
+                "id": uuid.uuid4(),
+                "workspace_id": workspace_id,
+                "key": key,
+                "holder": holder,
+                "fencing_token": 1,
+                "acquired_at": now,
+                "expires_at": expires_at,
+            }
+            for key in sorted(set(keys))  # one row per key; sorted, so writers lock in order
+        ]
     )
     renewing = and_(Lock.holder == holder, Lock.expires_at > now)
     statement = statement.on_conflict_do_update(
@@ -66,11 +90,10 @@ async def acquire_lock(
         },
         where=or_(Lock.holder.is_(None), Lock.expires_at <= now, Lock.holder == holder),
     )
-    result = await session.execute(statement.returning(Lock.fencing_token, Lock.expires_at))
-    row = result.one_or_none()
-    if row is None:
-        return None
-    return Lease(key, holder, row.fencing_token, row.expires_at)
+    result = await session.execute(
+        statement.returning(Lock.key, Lock.fencing_token, Lock.expires_at)
+    )
+    return {row.key: Lease(row.key, holder, row.fencing_token, row.expires_at) for row in result}
 
 
 async def renew_lock(
@@ -109,20 +132,90 @@ async def release_lock(
     session: AsyncSession, workspace_id: uuid.UUID, key: str, holder: str, fencing_token: int
 ) -> bool:
     """Release the lock if the caller holds it with that token; returns whether it did."""
-    _check_names(key=key, holder=holder)
+    _check_names(key=key)
+    return key in await release_locks(session, workspace_id, [(key, fencing_token)], holder)
+
+
+async def release_locks(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    leases: Sequence[tuple[str, int]],
+    holder: str,
+) -> set[str]:
+    """`release_lock` for many `(key, fencing token)` leases in one statement: the keys
+    released."""
+    _check_names(holder=holder)
+    if not leases:
+        return set()
     result = await session.execute(
         update(Lock)
         .where(
             Lock.workspace_id == workspace_id,
-            Lock.key == key,
             Lock.holder == holder,
-            Lock.fencing_token == fencing_token,
+            tuple_(Lock.key, Lock.fencing_token).in_(list(leases)),
         )
         .values(holder=None, expires_at=None)
-        .returning(Lock.id)
+        .returning(Lock.key)
         .execution_options(synchronize_session=False)
     )
-    return result.scalar_one_or_none() is not None
+    return set(result.scalars())
+
+
+async def renew_locks(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    leases: Sequence[tuple[str, int]],
+    holder: str,
+    ttl: timedelta,
+    now: datetime | None = None,
+) -> set[str]:
+    """`renew_lock` for many `(key, fencing token)` leases in one statement: the keys renewed."""
+    _check_names(holder=holder)
+    _check_ttl(ttl)
+    if not leases:
+        return set()
+    now = _now(now)
+    result = await session.execute(
+        update(Lock)
+        .where(
+            Lock.workspace_id == workspace_id,
+            Lock.holder == holder,
+            Lock.expires_at > now,
+            tuple_(Lock.key, Lock.fencing_token).in_(list(leases)),
+        )
+        .values(expires_at=now + ttl)
+        .returning(Lock.key)
+        .execution_options(synchronize_session=False)
+    )
+    return set(result.scalars())
+
+
+async def release_live_locks(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    leases: Sequence[tuple[str, int]],
+    holder: str,
+    now: datetime | None = None,
+) -> set[str]:
+    """`release_live_lock` for many `(key, fencing token)` leases in one statement: the keys
+    released (those whose lease was still live)."""
+    _check_names(holder=holder)
+    if not leases:
+        return set()
+    now = _now(now)
+    result = await session.execute(
+        update(Lock)
+        .where(
+            Lock.workspace_id == workspace_id,
+            Lock.holder == holder,
+            Lock.expires_at > now,
+            tuple_(Lock.key, Lock.fencing_token).in_(list(leases)),
+        )
+        .values(holder=None, expires_at=None)
+        .returning(Lock.key)
+        .execution_options(synchronize_session=False)
+    )
+    return set(result.scalars())
 
 
 async def release_live_lock(
@@ -136,22 +229,9 @@ async def release_live_lock(
     """Release the lock if the caller holds a *live* lease with that token; returns whether it
     did. The check and the release are one statement, so a lease that lapsed, or was taken
     over, can never be released (or its work recorded) by its former holder."""
-    _check_names(key=key, holder=holder)
-    now = _now(now)
-    result = await session.execute(
-        update(Lock)
-        .where(
-            Lock.workspace_id == workspace_id,
-            Lock.key == key,
-            Lock.holder == holder,
-            Lock.fencing_token == fencing_token,
-            Lock.expires_at > now,
-        )
-        .values(holder=None, expires_at=None)
-        .returning(Lock.id)
-        .execution_options(synchronize_session=False)
-    )
-    return result.scalar_one_or_none() is not None
+    _check_names(key=key)
+    released = await release_live_locks(session, workspace_id, [(key, fencing_token)], holder, now)
+    return key in released
 
 
 async def check_fencing_token(

@@ -466,6 +466,62 @@ async def test_work_done_under_a_lock_is_recorded_only_with_a_live_token(api: Ap
     assert events["workspace"]["locks"] == []
 
 
+async def test_locks_in_bulk_grant_renew_and_record_each_lease_on_its_own(api: Api) -> None:
+    workspace = await api.workspace_id()
+    await api(REGISTER, workspace=workspace, tasks=[task("a"), task("b")])
+    acquire = """mutation($w: ID!, $keys: [String!]!, $holder: String!) {
+        acquireLocks(workspaceId: $w, keys: $keys, holder: $holder, ttlSeconds: 30) {
+          acquired lease { key fencingToken } } }"""
+    taken = (await api(acquire, w=workspace, keys=["a", "b"], holder="w1"))["acquireLocks"]
+    refused = (await api(acquire, w=workspace, keys=["b", "c"], holder="w2"))["acquireLocks"]
+    leases = [{"key": r["lease"]["key"], "fencingToken": r["lease"]["fencingToken"]} for r in taken]
+    renewed = await api(
+        """mutation($w: ID!, $l: [LeaseInput!]!) {
+            renewLocks(workspaceId: $w, leases: $l, holder: "w1", ttlSeconds: 30) }""",
+        w=workspace,
+        l=[*leases, {"key": "c", "fencingToken": 1}],
+    )
+    event = {"kind": "TASK_COMPLETED", "occurredAt": "2026-01-01T00:00:00Z"}
+    recorded = await api(
+        """mutation($w: ID!, $c: [LockedEventsInput!]!) {
+            recordEventsUnderLocks(workspaceId: $w, holder: "w1", completions: $c) }""",
+        w=workspace,
+        c=[
+            {**leases[0], "events": [{**event, "eventId": "a-done", "taskId": "a"}]},
+            {
+                "key": "b",
+                "fencingToken": 99,
+                "events": [{**event, "eventId": "b-done", "taskId": "b"}],
+            },
+        ],
+    )
+    released = await api(
+        """mutation($w: ID!, $l: [LeaseInput!]!) {
+            releaseLocks(workspaceId: $w, leases: $l, holder: "w1") }""",
+        w=workspace,
+        l=leases,
+    )
+    state = await api(
+        """query($w: ID!) { workspace(id: $w) { locks { key holder }
+            a: task(taskId: "a") { status } b: task(taskId: "b") { status } } }""",
+        w=workspace,
+    )
+
+    assert [r["acquired"] for r in taken] == [True, True]
+    assert [(r["acquired"], r["lease"] and r["lease"]["key"]) for r in refused] == [
+        (False, None),
+        (True, "c"),
+    ]
+    assert renewed["renewLocks"] == [True, True, False]
+    assert recorded["recordEventsUnderLocks"] == [True, False]
+    assert released["releaseLocks"] == [False, True]  # "a" was freed by its completion
+    assert state["workspace"]["locks"] == [{"key": "c", "holder": "w2"}]
+    assert (state["workspace"]["a"]["status"], state["workspace"]["b"]["status"]) == (
+        "COMPLETED",
+        "PENDING",
+    )
+
+
 async def test_assets_and_logs_attach_to_a_task(api: Api) -> None:
     workspace = await api.workspace_id()
     await api(REGISTER, workspace=workspace, tasks=[task("a")])

@@ -123,6 +123,30 @@ OPERATION_DOCUMENTS: dict[str, Operation] = {
         _w,
         "recordEventsUnderLock",
     ),
+    "Mutation.acquireLocks": Operation(
+        'mutation($w: ID!) { acquireLocks(workspaceId: $w, keys: ["k"], holder: "h", '
+        "ttlSeconds: 60) { acquired } }",
+        _w,
+        "acquireLocks",
+    ),
+    "Mutation.renewLocks": Operation(
+        'mutation($w: ID!) { renewLocks(workspaceId: $w, leases: [{key: "k", fencingToken: 1}],'
+        ' holder: "h", ttlSeconds: 60) }',
+        _w,
+        "renewLocks",
+    ),
+    "Mutation.releaseLocks": Operation(
+        'mutation($w: ID!) { releaseLocks(workspaceId: $w, leases: [{key: "k", '
+        'fencingToken: 1}], holder: "h") }',
+        _w,
+        "releaseLocks",
+    ),
+    "Mutation.recordEventsUnderLocks": Operation(
+        'mutation($w: ID!) { recordEventsUnderLocks(workspaceId: $w, holder: "h", '
+        'completions: [{key: "k", fencingToken: 1, events: []}]) }',
+        _w,
+        "recordEventsUnderLocks",
+    ),
     "Mutation.putAsset": Operation(
         'mutation($w: ID!) { putAsset(workspaceId: $w, taskId: "t1", name: "report", '
         'kind: MARKDOWN, body: "# hi") { name } }',
