@@ -144,21 +144,9 @@ async def release_locks(
 ) -> set[str]:
     """`release_lock` for many `(key, fencing token)` leases in one statement: the keys
     released."""
-    _check_names(holder=holder)
-    if not leases:
-        return set()
-    result = await session.execute(
-        update(Lock)
-        .where(
-            Lock.workspace_id == workspace_id,
-            Lock.holder == holder,
-            tuple_(Lock.key, Lock.fencing_token).in_(list(leases)),
-        )
-        .values(holder=None, expires_at=None)
-        .returning(Lock.key)
-        .execution_options(synchronize_session=False)
+    return await _update_leases(
+        session, workspace_id, leases, holder, {"holder": None, "expires_at": None}
     )
-    return set(result.scalars())
 
 
 async def renew_locks(
@@ -170,24 +158,11 @@ async def renew_locks(
     now: datetime | None = None,
 ) -> set[str]:
     """`renew_lock` for many `(key, fencing token)` leases in one statement: the keys renewed."""
-    _check_names(holder=holder)
     _check_ttl(ttl)
-    if not leases:
-        return set()
     now = _now(now)
-    result = await session.execute(
-        update(Lock)
-        .where(
-            Lock.workspace_id == workspace_id,
-            Lock.holder == holder,
-            Lock.expires_at > now,
-            tuple_(Lock.key, Lock.fencing_token).in_(list(leases)),
-        )
-        .values(expires_at=now + ttl)
-        .returning(Lock.key)
-        .execution_options(synchronize_session=False)
+    return await _update_leases(
+        session, workspace_id, leases, holder, {"expires_at": now + ttl}, live_at=now
     )
-    return set(result.scalars())
 
 
 async def release_live_locks(
@@ -199,19 +174,40 @@ async def release_live_locks(
 ) -> set[str]:
     """`release_live_lock` for many `(key, fencing token)` leases in one statement: the keys
     released (those whose lease was still live)."""
+    return await _update_leases(
+        session,
+        workspace_id,
+        leases,
+        holder,
+        {"holder": None, "expires_at": None},
+        live_at=_now(now),
+    )
+
+
+async def _update_leases(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    leases: Sequence[tuple[str, int]],
+    holder: str,
+    values: dict[str, object],
+    live_at: datetime | None = None,
+) -> set[str]:
+    """Set `values` on the locks `holder` holds with these `(key, fencing token)` leases
+    (only those still live at `live_at`, when given); returns the keys changed."""
     _check_names(holder=holder)
     if not leases:
         return set()
-    now = _now(now)
+    held = [
+        Lock.workspace_id == workspace_id,
+        Lock.holder == holder,
+        tuple_(Lock.key, Lock.fencing_token).in_(list(leases)),
+    ]
+    if live_at is not None:
+        held.append(Lock.expires_at > live_at)
     result = await session.execute(
         update(Lock)
-        .where(
-            Lock.workspace_id == workspace_id,
-            Lock.holder == holder,
-            Lock.expires_at > now,
-            tuple_(Lock.key, Lock.fencing_token).in_(list(leases)),
-        )
-        .values(holder=None, expires_at=None)
+        .where(*held)
+        .values(values)
         .returning(Lock.key)
         .execution_options(synchronize_session=False)
     )
