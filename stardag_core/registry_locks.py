@@ -142,23 +142,25 @@ class GraphQLLocks:
         with self._guard:
             self._completing.add(lease.key)
         try:
-            while True:
-                remaining = lease.deadline - time.monotonic()
-                if lease.lost or remaining <= 0:
-                    return False
-                payload = self._reporter.payload_once_registered(event, remaining)
-                if payload is None:
-                    return False
+            remaining = lease.deadline - time.monotonic()
+            if lease.lost or remaining <= 0:
+                return False
+            payload = self._reporter.payload_once_registered(event, remaining)
+            if payload is None:
+                return False
+            # The same event id on every try: a try whose answer was lost counts once.
+            completion = {
+                "key": lease.key,
+                "fencingToken": lease.fencing_token,
+                "events": [payload],
+            }
+            while not lease.lost and time.monotonic() < lease.deadline:
                 try:
-                    completion = {
-                        "key": lease.key,
-                        "fencingToken": lease.fencing_token,
-                        "events": [payload],
-                    }
                     return bool(self._call("complete", completion))
                 except RegistryUnavailable as error:
                     logger.warning("cannot record %s yet (%s); retrying", lease.key, error)
                     time.sleep(min(MAX_BACKOFF_SECONDS, max(0.0, remaining / 4)))
+            return False
         finally:
             self._forget(lease)
             with self._guard:

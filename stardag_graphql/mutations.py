@@ -232,16 +232,9 @@ class BuildMutation:
         fencing_token: int,
         events: list[EventInput],
     ) -> bool:
-        _check_batch("events", events)
-        records = [_event(event) for event in events]
-        async with writing(info, workspace_id) as (session, workspace):
-            for build in {record.build_id for record in records if record.build_id}:
-                await build_store.get_build(session, workspace, build)
-            if await lock_store.release_live_lock(session, workspace, key, holder, fencing_token):
-                await task_store.record_events(session, workspace, records)
-                return True
-            wanted = {record.event_id for record in records}
-            return await task_store.recorded_event_ids(session, workspace, wanted) == wanted
+        completion = LockedEventsInput(key=key, fencing_token=fencing_token, events=events)
+        (recorded,) = await _record_under_locks(info, workspace_id, holder, [completion])
+        return recorded
 
     @strawberry.mutation(
         description="`acquireLock` for many keys in one statement: a result for each key, in order."
@@ -301,25 +294,7 @@ class BuildMutation:
         holder: str,
         completions: list[LockedEventsInput],
     ) -> list[bool]:
-        _check_batch("completions", completions)
-        records = {item.key: [_event(event) for event in item.events] for item in completions}
-        _check_batch("events", [record for batch in records.values() for record in batch])
-        pairs = [(item.key, item.fencing_token) for item in completions]
-        async with writing(info, workspace_id) as (session, workspace):
-            builds = {r.build_id for batch in records.values() for r in batch if r.build_id}
-            for build in builds:
-                await build_store.get_build(session, workspace, build)
-            released = await lock_store.release_live_locks(session, workspace, pairs, holder)
-            live = [record for key in released for record in records[key]]
-            await task_store.record_events(session, workspace, live)
-            wanted = {
-                r.event_id for key, batch in records.items() if key not in released for r in batch
-            }
-            found = await task_store.recorded_event_ids(session, workspace, wanted)
-        return [
-            item.key in released or {r.event_id for r in records[item.key]} <= found
-            for item in completions
-        ]
+        return await _record_under_locks(info, workspace_id, holder, completions)
 
     @strawberry.mutation(description="Attach an asset to a task, replacing one of the same name.")
     async def put_asset(
@@ -369,6 +344,33 @@ class BuildMutation:
                 ],
             )
         return AppendLogsPayload(appended=appended)
+
+
+async def _record_under_locks(
+    info: Info, workspace_id: GlobalID, holder: str, completions: Sequence[LockedEventsInput]
+) -> list[bool]:
+    """Record each completion's events and release its lock, in one transaction, for the
+    leases still live; for each, in order, whether its events are recorded (now, or by an
+    earlier send of the same events)."""
+    _check_batch("completions", completions)
+    records = {item.key: [_event(event) for event in item.events] for item in completions}
+    _check_batch("events", [record for batch in records.values() for record in batch])
+    pairs = [(item.key, item.fencing_token) for item in completions]
+    async with writing(info, workspace_id) as (session, workspace):
+        builds = {r.build_id for batch in records.values() for r in batch if r.build_id}
+        for build in builds:
+            await build_store.get_build(session, workspace, build)
+        released = await lock_store.release_live_locks(session, workspace, pairs, holder)
+        live = [record for key in released for record in records[key]]
+        await task_store.record_events(session, workspace, live)
+        wanted = {
+            r.event_id for key, batch in records.items() if key not in released for r in batch
+        }
+        found = await task_store.recorded_event_ids(session, workspace, wanted)
+    return [
+        item.key in released or {r.event_id for r in records[item.key]} <= found
+        for item in completions
+    ]
 
 
 async def workspace_pk(info: Info, workspace_id: GlobalID) -> uuid.UUID:

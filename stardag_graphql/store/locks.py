@@ -172,8 +172,10 @@ async def release_live_locks(
     holder: str,
     now: datetime | None = None,
 ) -> set[str]:
-    """`release_live_lock` for many `(key, fencing token)` leases in one statement: the keys
-    released (those whose lease was still live)."""
+    """Release the locks the caller holds with *live* leases of these `(key, fencing token)`;
+    returns the keys released. The check and the release are one statement, so a lease that
+    lapsed, or was taken over, can never be released (or its work recorded) by its former
+    holder."""
     return await _update_leases(
         session,
         workspace_id,
@@ -212,22 +214,6 @@ async def _update_leases(
         .execution_options(synchronize_session=False)
     )
     return set(result.scalars())
-
-
-async def release_live_lock(
-    session: AsyncSession,
-    workspace_id: uuid.UUID,
-    key: str,
-    holder: str,
-    fencing_token: int,
-    now: datetime | None = None,
-) -> bool:
-    """Release the lock if the caller holds a *live* lease with that token; returns whether it
-    did. The check and the release are one statement, so a lease that lapsed, or was taken
-    over, can never be released (or its work recorded) by its former holder."""
-    _check_names(key=key)
-    released = await release_live_locks(session, workspace_id, [(key, fencing_token)], holder, now)
-    return key in released
 
 
 async def check_fencing_token(

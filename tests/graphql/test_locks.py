@@ -12,7 +12,7 @@ from stardag_graphql.store.locks import (
     Lease,
     acquire_lock,
     check_fencing_token,
-    release_live_lock,
+    release_live_locks,
     release_lock,
     renew_lock,
 )
@@ -106,11 +106,14 @@ async def test_only_a_live_lease_releases_with_its_token(session: AsyncSession) 
     workspace = await make_workspace(session)
     await acquire(session, workspace, "worker-a", T0)
 
-    lapsed = await release_live_lock(session, workspace, KEY, "worker-a", 1, now=T0 + TTL)
-    wrong_token = await release_live_lock(session, workspace, KEY, "worker-a", 2, now=T0)
-    wrong_holder = await release_live_lock(session, workspace, KEY, "worker-b", 1, now=T0)
-    live = await release_live_lock(session, workspace, KEY, "worker-a", 1, now=T0 + TTL / 2)
-    again = await release_live_lock(session, workspace, KEY, "worker-a", 1, now=T0 + TTL / 2)
+    async def release(holder: str, token: int, now: datetime) -> bool:
+        return KEY in await release_live_locks(session, workspace, [(KEY, token)], holder, now)
+
+    lapsed = await release("worker-a", 1, now=T0 + TTL)
+    wrong_token = await release("worker-a", 2, now=T0)
+    wrong_holder = await release("worker-b", 1, now=T0)
+    live = await release("worker-a", 1, now=T0 + TTL / 2)
+    again = await release("worker-a", 1, now=T0 + TTL / 2)
 
     assert (lapsed, wrong_token, wrong_holder, live, again) == (False, False, False, True, False)
 
