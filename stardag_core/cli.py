@@ -28,6 +28,7 @@ from stardag_core.executors import (
     ProcessExecutor,
     ThreadExecutor,
 )
+from stardag_core.profiles import stardag_home
 from stardag_core.scheduler import FailMode
 from stardag_core.summary import BuildSummary
 from stardag_core.targets import FileTarget, Target
@@ -149,6 +150,70 @@ def serve(
     except ServerConfigError as error:
         console.print(f"[red]error:[/] {error}", highlight=False)
         raise typer.Exit(1) from error
+
+
+@app.command()
+@friendly
+def up(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Also build the example pipeline into the registry.")
+    ] = False,
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback only).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the registry (embedded SQLite, no login) and the GUI in one process on loopback."""
+    try:
+        # The GUI and the server are optional extras: imported only by the commands that need them.
+        from stardag_graphql.errors import ServerConfigError
+        from stardag_graphql.settings import Settings as ServerSettings
+        from stardag_gui.launch import check_port
+        from stardag_gui.up import up as serve_up
+    except ImportError as error:
+        raise typer.BadParameter(
+            f"stardag up needs the server and gui extras ({error}): "
+            "pip install 'stardag[server,gui]'"
+        ) from error
+    settings = ServerSettings()
+    if settings.server_mode:
+        raise typer.BadParameter(
+            "stardag up runs the registry in local mode, without login, but server mode is "
+            "configured (STARDAG_OIDC_ISSUER): run `stardag serve` and `stardag gui` instead"
+        )
+    check_port(host, port)
+    url = f"http://{host}:{port}"
+    console.print(
+        f"stardag on {url}/ (the GUI)\n"
+        f"registry on {url}/graphql (GraphiQL in a browser); pipelines report to it with "
+        f"STARDAG_REGISTRY_URL={url}\n"
+        f"database {settings.database_url.split('///')[-1]}; press Ctrl+C to stop",
+        highlight=False,
+    )
+    try:
+        serve_up(settings, stardag_home(), host=host, port=port, demo=demo)
+    except ServerConfigError as error:
+        raise typer.BadParameter(str(error), param_hint="--host") from error
+
+
+@app.command()
+@friendly
+def gui(
+    native: Annotated[
+        bool, typer.Option("--native", help="Open a native window (the `native` extra).")
+    ] = False,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+) -> None:
+    """Open the GUI on the configured registry, in a browser or a native window."""
+    try:
+        # The GUI is an optional extra: imported only by the command that needs it.
+        from stardag_gui.launch import gui as serve_gui
+    except ImportError as error:
+        raise typer.BadParameter(
+            f"the GUI needs the gui extra ({error}): pip install 'stardag[gui]'"
+        ) from error
+    serve_gui(stardag_home(), host=host, port=port, native=native)
 
 
 class ExecutorChoice(StrEnum):

@@ -122,7 +122,7 @@ class RegistryClient:
                 self._session = self._client.connect_sync()  # type: ignore[no-untyped-call]
             result = self._session.execute(GraphQLRequest(document, variable_values=variables))
         except TransportQueryError as error:
-            raise RegistryError(f"{where} refused: {_messages(error.errors)}") from None
+            raise RegistryError(f"{where} refused: {error_messages(error.errors)}") from None
         except TransportServerError as error:
             raise RegistryError(f"{where} answered HTTP {error.code}: {error}") from None
         except (TransportConnectionFailed, httpx.HTTPError) as error:
@@ -198,7 +198,7 @@ class RegistryClient:
         return changes
 
 
-def _messages(errors: list[Any] | None) -> str:
+def error_messages(errors: list[Any] | None) -> str:
     """The messages of GraphQL errors, with a hint when a credential is missing or stale."""
     parts, hint = [], ""
     for error in errors or []:

@@ -1,0 +1,102 @@
+"""An asynchronous GraphQL client of a registry, for code that runs inside an event loop
+(the GUI): queries and mutations over HTTP, subscriptions over graphql-transport-ws::
+
+    client = AsyncRegistryClient("http://127.0.0.1:8000", credential)
+    data = await client.execute("{ organizations { slug } }")
+    async for event in client.subscribe(BUILD_EVENTS, buildId=build_id):
+        ...
+    await client.aclose()
+
+Both send the caller's bearer, asked for anew on each request and each subscription so a
+short-lived token can refresh in between. Every failure is a `RegistryError` that says what
+the registry answered (or that it could not be reached), without the credential.
+"""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from gql import Client, GraphQLRequest
+from gql.transport.exceptions import (
+    TransportConnectionFailed,
+    TransportError,
+    TransportQueryError,
+    TransportServerError,
+)
+from gql.transport.httpx import HTTPXAsyncTransport
+from gql.transport.websockets import WebsocketsTransport
+
+from stardag_core.channel import Bearer, Credential
+from stardag_core.client import error_messages
+from stardag_core.exceptions import RegistryError
+
+FAILURES = (TransportError, httpx.HTTPError, OSError)
+
+
+class AsyncRegistryClient:
+    """GraphQL requests and subscriptions to the registry at ``url``, as one caller."""
+
+    def __init__(self, url: str, credential: Credential = None, *, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._credential = credential
+        self._client = Client(
+            transport=HTTPXAsyncTransport(
+                url=f"{self.url}/graphql", auth=Bearer(credential), timeout=timeout
+            ),
+            fetch_schema_from_transport=False,
+        )
+        self._session: Any = None
+
+    def __repr__(self) -> str:
+        return f"AsyncRegistryClient({self.url!r})"
+
+    async def execute(self, document: str, **variables: Any) -> dict[str, Any]:
+        """The data of ``document``; ``RegistryError`` with the registry's message otherwise."""
+        try:
+            if self._session is None:
+                self._session = await self._client.connect_async()  # type: ignore[no-untyped-call]
+            result = await self._session.execute(
+                GraphQLRequest(document, variable_values=variables)
+            )
+        except FAILURES as error:
+            raise self._error(error) from None
+        return dict(result)
+
+    async def subscribe(self, document: str, **variables: Any) -> AsyncIterator[dict[str, Any]]:
+        """The results of the subscription ``document``, as the registry sends them."""
+        headers = {}
+        if bearer := self._bearer():
+            headers["Authorization"] = f"Bearer {bearer}"
+        transport = WebsocketsTransport(
+            url="ws" + self.url.removeprefix("http") + "/graphql",
+            headers=headers,
+            subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+        )
+        request = GraphQLRequest(document, variable_values=variables)
+        try:
+            async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+                async for result in session.subscribe(request):
+                    yield dict(result)
+        except FAILURES as error:
+            raise self._error(error) from None
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection (a later request opens a new one)."""
+        if self._session is not None:
+            self._session = None
+            await self._client.close_async()  # type: ignore[no-untyped-call]
+
+    def _bearer(self) -> str | None:
+        credential = self._credential
+        return credential() if callable(credential) else credential
+
+    def _error(self, error: Exception) -> RegistryError:
+        where = f"the registry at {self.url}"
+        if isinstance(error, TransportQueryError):
+            return RegistryError(f"{where} refused: {error_messages(error.errors)}")
+        if isinstance(error, TransportServerError):
+            return RegistryError(f"{where} answered HTTP {error.code}: {error}")
+        if isinstance(error, TransportConnectionFailed | httpx.HTTPError | OSError):
+            cause = error.__cause__ or error
+            return RegistryError(f"cannot reach {where} ({cause}); is it running?")
+        return RegistryError(f"{where} answered something unexpected: {error}")

@@ -1,0 +1,78 @@
+"""What every page works with: the registry connection, the chosen workspace, and whether
+the view follows the registry live or is paused."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nicegui.binding import BindableProperty
+
+from stardag_core.async_client import AsyncRegistryClient
+from stardag_core.channel import Credential
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The registry the GUI is a client of.
+
+    ``credential`` is the GUI process's own (none in local mode, an API key or a sign-in from
+    the CLI's configuration); with ``sign_in`` each person signs in through the registry's
+    identity provider instead, and the GUI acts with their registry token.
+    """
+
+    url: str
+    credential: Credential = field(default=None, repr=False)
+    workspace_id: str | None = None
+    sign_in: bool = False
+
+
+@dataclass(frozen=True)
+class WorkspaceChoice:
+    """A workspace the caller reaches, with its organization."""
+
+    id: str
+    slug: str
+    name: str
+    organization: str
+    organization_name: str
+
+    @property
+    def label(self) -> str:
+        """How the selector shows it."""
+        return f"{self.organization_name} / {self.name}"
+
+
+WORKSPACES = "{ organizations { slug name workspaces { id slug name } } }"
+
+
+class Gui:
+    """One browser tab's view of the registry."""
+
+    live = BindableProperty()
+    """Whether pages follow changes as they happen (a timer or subscription may check it)."""
+
+    def __init__(
+        self, client: AsyncRegistryClient, workspaces: list[WorkspaceChoice], workspace_id: str
+    ) -> None:
+        self.client = client
+        self.workspaces = workspaces
+        self.workspace_id = workspace_id
+        self.live = True
+
+    @property
+    def workspace(self) -> WorkspaceChoice | None:
+        """The chosen workspace (None when the caller reaches none)."""
+        return next((w for w in self.workspaces if w.id == self.workspace_id), None)
+
+    async def query(self, document: str, **variables: Any) -> dict[str, Any]:
+        """The data of ``document`` (``RegistryError`` when the registry refuses or is down)."""
+        return await self.client.execute(document, **variables)
+
+
+async def workspace_choices(client: AsyncRegistryClient) -> list[WorkspaceChoice]:
+    """Every workspace the caller reaches, by organization then name."""
+    data = await client.execute(WORKSPACES)
+    return [
+        WorkspaceChoice(w["id"], w["slug"], w["name"], org["slug"], org["name"])
+        for org in data["organizations"]
+        for w in org["workspaces"]
+    ]

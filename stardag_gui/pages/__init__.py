@@ -1,0 +1,1 @@
+"""The GUI's pages, one module each; every page builder takes the tab's `Gui`."""

@@ -1,0 +1,150 @@
+"""GUI fixtures: a real registry under uvicorn on loopback holding a real build, and the GUI
+on it through NiceGUI's simulated `User` or in headless Chromium (`Screen`)."""
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from nicegui import ui
+from nicegui.testing import Screen, User
+from nicegui.testing.user_simulation import user_simulation
+from selenium import webdriver
+
+import stardag_core as sd
+from stardag_core.demo import demo_dag
+from stardag_core.registry_client import GraphQLRegistry
+from stardag_graphql.settings import Settings
+from stardag_gui.app import create_root
+from stardag_gui.context import Connection
+from tests.graphql.conftest import serving_settings
+from tests.graphql.test_ide import CHROMIUM, CHROMIUM_FLAGS
+
+WORKSPACES = "{ organizations { workspaces { id } } }"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A registry on loopback and what the demo build put in it."""
+
+    url: str
+    workspace_id: str
+    build_id: str
+    root_task_id: str
+
+    def query(self, document: str, **variables: object) -> dict[str, object]:
+        """The data of ``document``, asked over HTTP."""
+        answer = httpx.post(
+            f"{self.url}/graphql", json={"query": document, "variables": variables}
+        ).json()
+        assert not answer.get("errors"), answer
+        return dict(answer["data"])
+
+
+def report_build(url: str, workspace_id: str, task: sd.Task, outbox: Path) -> str:
+    """Build ``task`` reporting to the registry at ``url``; the build's id once all arrived."""
+    registry = GraphQLRegistry(url, workspace_id, outbox=outbox)
+    try:
+        sd.build(task, registry=registry).raise_on_failure()
+        assert registry.flush(30)
+    finally:
+        registry.close()
+    answer = httpx.post(
+        f"{url}/graphql",
+        json={
+            "query": "query($w: ID!) { workspace(id: $w) { builds(first: 1) { nodes { id } } } }",
+            "variables": {"w": workspace_id},
+        },
+    ).json()
+    return str(answer["data"]["workspace"]["builds"]["nodes"][0]["id"])
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry in local mode on SQLite, holding one build of the demo pipeline."""
+    directory = tmp_path_factory.mktemp("gui-registry")
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{directory / 'registry.db'}")
+    with serving_settings(settings) as url:
+        answer = httpx.post(f"{url}/graphql", json={"query": WORKSPACES}).json()
+        workspace_id = answer["data"]["organizations"][0]["workspaces"][0]["id"]
+        dag = demo_dag(samples=50)
+        with sd.use_settings(sd.Settings(target_roots={"default": str(directory / "outputs")})):
+            build_id = report_build(url, workspace_id, dag, directory / "outbox.db")
+        yield Registry(url, workspace_id, build_id, str(dag.id))
+
+
+@contextlib.asynccontextmanager
+async def gui_on(connection: Connection, caplog: pytest.LogCaptureFixture) -> AsyncIterator[User]:
+    """A simulated person using the GUI on ``connection``; fails the test on an error log."""
+    async with user_simulation(root=create_root(connection)) as user:
+        yield user
+    errors = [record for record in caplog.get_records("call") if record.levelname == "ERROR"]
+    assert not errors, [record.getMessage() for record in errors]
+
+
+@pytest.fixture
+async def user(registry: Registry, caplog: pytest.LogCaptureFixture) -> AsyncIterator[User]:
+    """A simulated person using the GUI on the registry."""
+    async with gui_on(Connection(registry.url), caplog) as user:
+        yield user
+
+
+@pytest.fixture(scope="session")
+def nicegui_chrome_options() -> webdriver.ChromeOptions:
+    """Headless Debian Chromium that reaches loopback only and never the internet."""
+    os.environ.update(SE_OFFLINE="true", SE_AVOID_STATS="true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        *CHROMIUM_FLAGS,
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return options
+
+
+@pytest.fixture
+def gui_screen(screen: Screen, registry: Registry) -> Screen:
+    """Headless Chromium on the GUI served on the registry."""
+    screen.ui_run_kwargs["root"] = create_root(Connection(registry.url))
+    screen.ui_run_kwargs["storage_secret"] = "test secret"
+    return screen
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``check()`` holds (page handlers run in the background of a click)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "the page never got there"
+        await asyncio.sleep(0.02)
+
+
+async def rows_of(user: User, count: int | None = None) -> list[dict[str, Any]]:
+    """The rows of the page's one table, once it has ``count`` of them (any, if None)."""
+
+    def table() -> ui.table | None:
+        try:
+            found = [element for element in user.find(ui.table).elements if element.visible]
+        except AssertionError:  # none yet
+            return None
+        assert len(found) <= 1, "more than one table on the page"
+        return found[0] if found and isinstance(found[0], ui.table) else None
+
+    def ready() -> bool:
+        shown = table()
+        return shown is not None and (count is None or len(shown.rows) == count)
+
+    await eventually(ready)
+    shown = table()
+    assert shown is not None
+    return list(shown.rows)
