@@ -9,7 +9,7 @@ built into the fresh registry once it answers.
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +33,18 @@ def up(settings: Settings, home: Path, *, host: str, port: int, demo: bool) -> N
     check_host(host, server_mode=False)
     registry = create_app(settings)
     app.router.routes[0:0] = registry.routes
-    lifespan = contextlib.AsyncExitStack()
-
     url = f"http://{_authority(host)}:{port}"
+    gui_lifespan = app.router.lifespan_context
 
-    async def start_registry() -> None:
-        await lifespan.enter_async_context(registry.router.lifespan_context(registry))
-        if demo:
-            threading.Thread(target=build_demo, args=(url, home), daemon=True).start()
+    @contextlib.asynccontextmanager
+    async def lifespan(served: Any) -> AsyncIterator[None]:
+        # The registry's database is open before the first request, and closed after the last.
+        async with registry.router.lifespan_context(registry), gui_lifespan(served):
+            if demo:
+                threading.Thread(target=build_demo, args=(url, home), daemon=True).start()
+            yield
 
-    app.on_startup(start_registry)
-    app.on_shutdown(lifespan.aclose)
+    app.router.lifespan_context = lifespan
     run(Connection(url), host=host, port=port, storage=home / "gui")
 
 
