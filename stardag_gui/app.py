@@ -21,10 +21,12 @@ from nicegui.storage import Storage
 from stardag_core.async_client import AsyncRegistryClient
 from stardag_core.exceptions import RegistryError
 from stardag_gui.context import Connection, Gui, workspace_choices
+from stardag_gui.pages.build_view import build_view_page
 from stardag_gui.pages.builds import builds_page
 
 ROUTES: dict[str, Callable[..., Awaitable[None]]] = {
     "/": builds_page,
+    "/builds/{build_id}": build_view_page,
 }
 NAVIGATION = {"Builds": "/", "Tasks": "/tasks", "Settings": "/settings"}
 

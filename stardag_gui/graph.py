@@ -7,10 +7,13 @@ layer so that edges cross less; x is the position centred in the layer, y the la
 
     chart = dag_chart(nodes, edges, on_click=open_drawer)
     set_statuses(chart, {"<task id>": "COMPLETED"})   # live updates
+
+A graph too large to draw at once (above `LARGE_GRAPH` nodes) can be drawn grouped: one node
+per group (a task family, say) with its count, via `group_nodes` and `group_statuses`.
 """
 
-from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +25,10 @@ STATUSES = list(STATUS_COLORS)
 LABELS_UP_TO = 200
 """Above this many nodes labels are hidden (they would overlap); tooltips still name them."""
 SWEEPS = 4
+LARGE_GRAPH = 1_500
+"""Above this many nodes a page offers grouping before drawing (drawing takes seconds)."""
+URGENCY = ("FAILED", "RUNNING", "PENDING", "CANCELLED", "COMPLETED")
+"""Which member status a group shows: the first one any member has."""
 
 
 @dataclass(frozen=True)
@@ -178,3 +185,52 @@ def set_statuses(chart: ui.echart, statuses: dict[str, str]) -> None:
 
 def _category(status: str) -> int:
     return STATUSES.index(status) if status in STATUS_COLORS else 0
+
+
+def is_large(node_count: int) -> bool:
+    """Whether a graph of ``node_count`` nodes is worth grouping before it is drawn."""
+    return node_count > LARGE_GRAPH
+
+
+def group_nodes(
+    nodes: Sequence[Node], edges: Sequence[Edge], group_of: Mapping[str, str]
+) -> tuple[list[Node], list[Edge]]:
+    """One node per group of ``group_of`` (node id -> group id, the group id also its label),
+    labelled with its member count and showing its most urgent member status; one edge per
+    pair of groups that any member edge joins (none within a group)."""
+    members: dict[str, list[Node]] = defaultdict(list)
+    for node in nodes:
+        members[group_of[node.id]].append(node)
+    statuses = group_statuses({node.id: node.status for node in nodes}, group_of)
+    grouped = [
+        Node(
+            group,
+            f"{group} ({len(inside)})",
+            statuses[group],
+            f"{group}\n{len(inside)} tasks: {count_text(node.status for node in inside)}",
+        )
+        for group, inside in members.items()
+    ]
+    joined = {
+        (group_of[upstream], group_of[downstream])
+        for upstream, downstream in edges
+        if group_of[upstream] != group_of[downstream]
+    }
+    return grouped, sorted(joined)
+
+
+def group_statuses(statuses: Mapping[str, str], group_of: Mapping[str, str]) -> dict[str, str]:
+    """Each group's status: the most urgent (see `URGENCY`) among its members'."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for node, status in statuses.items():
+        found[group_of[node]].add(status)
+    return {
+        group: next((status for status in URGENCY if status in seen), "PENDING")
+        for group, seen in found.items()
+    }
+
+
+def count_text(statuses: Iterable[str]) -> str:
+    """'3 completed, 1 failed': how many of each status, in the order of `STATUSES`."""
+    counts = Counter(statuses)
+    return ", ".join(f"{counts[s]} {s.lower()}" for s in STATUSES if counts[s])
