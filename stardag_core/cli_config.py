@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from stardag_core.credentials import CredentialStore, LoginRecord, RegistryToken, SignedIn
@@ -71,7 +72,7 @@ def friendly(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except StardagError as error:
-            errors.print(f"[red]error:[/] {error}", highlight=False)
+            errors.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
             raise typer.Exit(1) from None
 
     return run
