@@ -21,6 +21,7 @@ from nicegui.storage import Storage
 from stardag_core.async_client import AsyncRegistryClient
 from stardag_core.exceptions import RegistryError
 from stardag_gui.context import Connection, Gui, workspace_choices
+from stardag_gui.native import WINDOW_SIZE, use_qt
 from stardag_gui.pages.build_view import build_view_page
 from stardag_gui.pages.builds import builds_page
 
@@ -120,12 +121,15 @@ def run(
     per-person settings (workspace, dark mode) are kept under ``storage``."""
     storage.mkdir(parents=True, exist_ok=True)
     Storage.path = storage / "sessions"
+    if native:
+        use_qt()
     ui.run(
         create_root(connection),
         host=host,
         port=port,
         title="stardag",
         native=native,
+        window_size=WINDOW_SIZE if native else None,
         reload=False,
         show=show,
         storage_secret=storage_secret(storage),

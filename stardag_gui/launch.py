@@ -10,6 +10,7 @@ from stardag_core.credentials import NoCredential
 from stardag_core.exceptions import ConfigError
 from stardag_gui.app import run
 from stardag_gui.context import Connection
+from stardag_gui.native import check_native
 
 
 def configured_connection() -> Connection:
@@ -52,6 +53,8 @@ def gui(home: Path, *, host: str, port: int, native: bool) -> None:
             f"refusing to listen on {host!r}: the GUI acts with your credential, so it listens "
             "on loopback only (127.0.0.1, ::1 or localhost)"
         )
+    if native:
+        check_native()
     connection = configured_connection()
     check_port(host, port)
     print(f"stardag GUI on http://{host}:{port}/ for {connection.url}", flush=True)
