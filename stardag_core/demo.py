@@ -1,5 +1,6 @@
 """The demo pipeline ``stardag demo`` builds: measurements, their summaries, one report."""
 
+import logging
 import random
 import statistics
 
@@ -8,12 +9,15 @@ from stardag_core.decorator import Depends, task
 from stardag_core.families import namespace
 
 namespace("stardag.demo")
+logger = logging.getLogger("stardag.demo")
+logger.setLevel(logging.INFO)  # its runs log what they do; the registry keeps the lines
 
 
 @task
 def measure(sensor: str, samples: int, seed: int) -> list[float]:
     """Simulated readings of one sensor."""
     rng = random.Random(f"{sensor}:{seed}")
+    logger.info("reading %d samples from sensor %s", samples, sensor)
     return [round(rng.gauss(20.0, 2.5), 3) for _ in range(samples)]
 
 
@@ -31,6 +35,7 @@ def summarize(readings: Depends[list[float]]) -> dict[str, float]:
 @task
 def report(summaries: dict[str, Depends[dict[str, float]]]) -> str:
     """A markdown table of every sensor's summary."""
+    logger.info("reporting on %d sensors", len(summaries))
     lines = ["| sensor | mean | stdev | min | max |", "|---|---|---|---|---|"]
     for sensor, s in sorted(summaries.items()):
         lines.append(f"| {sensor} | {s['mean']} | {s['stdev']} | {s['min']} | {s['max']} |")
