@@ -1,0 +1,71 @@
+"""The frame around every page: navigation, the workspace selector, dark mode, the live badge,
+and what a tab shows when the registry does not answer."""
+
+import pytest
+from nicegui import ui
+from nicegui.testing import User
+
+from stardag_gui.context import Connection
+from tests.conftest import free_port
+from tests.gui.conftest import Registry, gui_on, rows_of
+
+ORGANIZATION = "{ organizations { id } }"
+CREATE_WORKSPACE = """
+mutation($o: ID!) { createWorkspace(organizationId: $o, slug: "second", name: "Second") { id } }
+"""
+
+
+async def test_the_header_links_every_page(user: User) -> None:
+    await user.open("/")
+
+    for label in ("Builds", "Tasks", "Settings"):
+        await user.should_see(label, kind=ui.link)
+
+
+async def test_choosing_another_workspace_shows_its_builds(user: User, registry: Registry) -> None:
+    (organization,) = registry.query(ORGANIZATION)["organizations"]
+    registry.query(CREATE_WORKSPACE, o=organization["id"])
+    await user.open("/")
+    await rows_of(user, 1)
+
+    select = user.find(ui.select).elements.pop()
+    assert isinstance(select, ui.select)
+    (second,) = [key for key, label in select.options.items() if label.endswith("/ Second")]
+    select.set_value(second)
+
+    await user.should_see("Builds of Local / Second")
+    assert await rows_of(user, 0) == []
+
+
+async def test_the_live_badge_pauses_and_resumes(user: User) -> None:
+    await user.open("/")
+    await user.should_see("live", kind=ui.badge)
+
+    user.find(ui.badge).click()
+    await user.should_see("paused", kind=ui.badge)
+
+    user.find(ui.badge).click()
+    await user.should_see("live", kind=ui.badge)
+
+
+async def test_dark_mode_toggles(user: User) -> None:
+    await user.open("/")
+    (dark,) = user.find(ui.dark_mode).elements
+    assert isinstance(dark, ui.dark_mode)
+    assert dark.value is False
+
+    user.find(marker="dark-toggle").click()
+
+    assert dark.value is True
+
+
+async def test_a_registry_that_does_not_answer_is_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    async with gui_on(Connection(url), caplog) as user:
+        await user.open("/")
+
+        await user.should_see("The registry did not answer")
+        await user.should_see(f"cannot reach the registry at {url}")
+        await user.should_see("Try again")
