@@ -19,7 +19,7 @@ async def test_the_header_links_every_page(user: User) -> None:
     await user.open("/")
 
     for label in ("Builds", "Tasks", "Settings"):
-        await user.should_see(label, kind=ui.link)
+        await user.should_see(kind=ui.link, content=label)
 
 
 async def test_choosing_another_workspace_shows_its_builds(user: User, registry: Registry) -> None:
@@ -30,6 +30,7 @@ async def test_choosing_another_workspace_shows_its_builds(user: User, registry:
 
     select = user.find(ui.select).elements.pop()
     assert isinstance(select, ui.select)
+    assert isinstance(select.options, dict)
     (second,) = [key for key, label in select.options.items() if label.endswith("/ Second")]
     select.set_value(second)
 
@@ -39,13 +40,13 @@ async def test_choosing_another_workspace_shows_its_builds(user: User, registry:
 
 async def test_the_live_badge_pauses_and_resumes(user: User) -> None:
     await user.open("/")
-    await user.should_see("live", kind=ui.badge)
+    await user.should_see(kind=ui.badge, content="live")
 
     user.find(ui.badge).click()
-    await user.should_see("paused", kind=ui.badge)
+    await user.should_see(kind=ui.badge, content="paused")
 
     user.find(ui.badge).click()
-    await user.should_see("live", kind=ui.badge)
+    await user.should_see(kind=ui.badge, content="live")
 
 
 async def test_dark_mode_toggles(user: User) -> None:
