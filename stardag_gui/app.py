@@ -24,9 +24,13 @@ from stardag_gui.context import Connection, Gui, workspace_choices
 from stardag_gui.native import WINDOW_SIZE, use_qt
 from stardag_gui.pages.build_view import build_view_page
 from stardag_gui.pages.builds import builds_page
+from stardag_gui.pages.task import task_page
+from stardag_gui.pages.tasks import tasks_page
 
 ROUTES: dict[str, Callable[..., Awaitable[None]]] = {
     "/": builds_page,
+    "/tasks": tasks_page,
+    "/tasks/{task_id}": task_page,
     "/builds/{build_id}": build_view_page,
 }
 NAVIGATION = {"Builds": "/", "Tasks": "/tasks", "Settings": "/settings"}
