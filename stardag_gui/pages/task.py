@@ -121,8 +121,8 @@ def overview_panel(task: dict[str, Any]) -> None:
         with ui.card().classes("w-full"):
             ui.label("Parameters").classes("text-h6")
             ui.json_editor(
-                {"content": {"json": task["parameters"]}, "readOnly": True, "mode": "tree"}
-            ).classes("w-full task-parameters")
+                {"content": {"json": own_parameters(task)}, "readOnly": True, "mode": "tree"}
+            ).classes("w-full task-parameters").mark("task-parameters")
             ui.label("Output").classes("text-h6")
             ui.label(task["outputUri"] or "— (none registered)").classes(
                 "font-mono break-all task-output"
@@ -137,6 +137,15 @@ def overview_panel(task: dict[str, Any]) -> None:
         with ui.card().classes("w-full task-dependents"):
             ui.label(f"Needed by ({len(task['dependents'])})").classes("text-h6")
             task_links(task["dependents"])
+
+
+def own_parameters(task: dict[str, Any]) -> Any:
+    """The task's parameters without the family keys (``__name``, ``__namespace``) that the
+    title already shows."""
+    parameters = task["parameters"]
+    if not isinstance(parameters, dict):
+        return parameters
+    return {key: value for key, value in parameters.items() if not key.startswith("__")}
 
 
 def status_history(events: dict[str, Any]) -> None:
@@ -240,7 +249,7 @@ class LineageView:
                 ).classes("text-warning lineage-truncated")
             ui.label(
                 f"{len(lineage['nodes'])} tasks {self.direction}"
-                + (f" within {self.depth} steps" if self.depth else "")
+                + (f" within {steps(self.depth)}" if self.depth else "")
             ).classes("lineage-count")
             nodes = [lineage_node(self.task, 0)] + [
                 lineage_node(node, node["depth"]) for node in lineage["nodes"]
@@ -251,13 +260,18 @@ class LineageView:
 
 def lineage_node(task: dict[str, Any], depth: int) -> Node:
     """A task of a lineage as a graph node; its tooltip says what it is and how far."""
-    steps = "this task" if depth == 0 else f"{depth} step{'s' if depth > 1 else ''} away"
+    distance = "this task" if depth == 0 else f"{steps(depth)} away"
     return Node(
         task["taskId"],
         task["name"],
         task["status"],
-        f"{family(task)} · {task['status'].lower()} · {steps}",
+        f"{family(task)} · {task['status'].lower()} · {distance}",
     )
+
+
+def steps(count: int) -> str:
+    """``1 step``, ``2 steps``."""
+    return f"{count} step{'' if count == 1 else 's'}"
 
 
 def assets_panel(assets: list[dict[str, Any]]) -> None:
@@ -275,11 +289,11 @@ def assets_panel(assets: list[dict[str, Any]]) -> None:
             if asset["kind"] == "MARKDOWN":
                 ui.html(markdown_html(asset["body"] or ""), sanitize=True).classes(
                     "nicegui-markdown w-full asset-markdown"
-                )
+                ).mark("asset-markdown")
             else:
                 ui.json_editor(
                     {"content": {"json": asset["data"]}, "readOnly": True, "mode": "tree"}
-                ).classes("w-full asset-json")
+                ).classes("w-full asset-json").mark("asset-json")
 
 
 def markdown_html(text: str) -> str:
@@ -350,7 +364,11 @@ class LogView:
             self.follow.tooltip("Ask for new lines every second while the header says live")
         self.problem = ui.label().classes("text-negative log-problem")
         self.empty = ui.label("No log lines yet.").classes("log-empty")
-        self.log = ui.log(max_lines=LOG_LINES_KEPT).classes("w-full h-[60vh] font-mono task-log")
+        self.log = (
+            ui.log(max_lines=LOG_LINES_KEPT)
+            .classes("w-full h-[60vh] font-mono task-log")
+            .mark("task-log")
+        )
         await self.fetch()
         ui.timer(FOLLOW_EVERY, self.poll)
 
