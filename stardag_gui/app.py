@@ -57,7 +57,7 @@ def create_root(connection: Connection) -> Callable[[], Awaitable[None]]:
         gui = Gui(client, workspaces, chosen)
         pages = frame(gui)
         with ui.column().classes("w-full p-4 gap-4"):
-            pages.append(ui.sub_pages(ROUTES, data={"gui": gui}))
+            pages.append(ui.sub_pages(ROUTES, data={"gui": gui}).classes("w-full"))
 
     return root
 

@@ -25,6 +25,8 @@ STATUSES = list(STATUS_COLORS)
 LABELS_UP_TO = 200
 """Above this many nodes labels are hidden (they would overlap); tooltips still name them."""
 SWEEPS = 4
+PADDING = {"left": 24, "right": 160, "top": 24, "bottom": 48}
+"""Pixels kept free around the fitted graph."""
 LARGE_GRAPH = 1_500
 """Above this many nodes a page offers grouping before drawing (drawing takes seconds)."""
 URGENCY = ("FAILED", "RUNNING", "PENDING", "CANCELLED", "COMPLETED")
@@ -126,12 +128,18 @@ def chart_options(nodes: Sequence[Node], edges: Sequence[Edge]) -> dict[str, Any
                 "type": "graph",
                 "layout": "none",
                 "roam": True,
+                # Room for the labels right of the nodes and for the legend below; scaled
+                # alike both ways, so that nodes stay round.
+                **PADDING,
+                "preserveAspect": "contain",
                 "symbolSize": 14 if labels else 8,
                 "edgeSymbol": ["none", "arrow"],
                 "edgeSymbolSize": 6,
                 "emphasis": {"focus": "adjacency"},
                 "label": {"show": labels, "position": "right"},
-                "lineStyle": {"opacity": 0.6},
+                # ECharts 6 draws a perfectly vertical straight edge beside its nodes; a
+                # curve too slight to see is drawn where it belongs.
+                "lineStyle": {"opacity": 0.6, "curveness": 1e-4},
                 "categories": [
                     {"name": status, "itemStyle": {"color": color}}
                     for status, color in STATUS_COLORS.items()

@@ -4,8 +4,11 @@ timeline of its task runs, and a drawer with the task a click chose.
 The page draws what one query answers, then follows the registry's ``buildEvents``
 subscription from the build's first event: events gather as they arrive and a timer applies
 them twice a second (recolouring nodes, extending the timeline, updating the counts) while
-the tab is live; paused, they wait, and resuming applies them all. Both run in NiceGUI timers,
-so leaving the page or closing the tab cancels them and closes the subscription.
+the tab is live; paused, they wait, and resuming applies them all. The events the build had
+when the page asked are applied in one go once all have arrived, so a finished build's
+history does not replay as flicker over statuses the query already answered. Both run in
+NiceGUI timers, so leaving the page or closing the tab cancels them and closes the
+subscription.
 """
 
 import json
@@ -38,6 +41,7 @@ query($w: ID!, $b: ID!) {{
   workspace(id: $w) {{
     build(id: $b) {{
       {HEADER_FIELDS}
+      events(first: 1) {{ totalCount }}
       graph {{
         nodes {{ taskId namespace name parameters outputUri status }}
         edges {{ upstream downstream }}
@@ -104,6 +108,8 @@ class BuildState:
     def __init__(self, build: dict[str, Any]) -> None:
         self.id = str(build["id"])
         self.set_header(build)
+        self.history = int(build["events"]["totalCount"])
+        """How many events the build had when the page asked: the catch-up to wait for."""
         nodes = build["graph"]["nodes"]
         self.tasks = {
             node["taskId"]: TaskInfo(
@@ -205,6 +211,7 @@ class BuildView:
         self.gui = gui
         self.state = state
         self.pending: list[dict[str, Any]] = []
+        self.received = 0
         self.chart: ui.echart | None = None
         self.group_of: dict[str, str] | None = None
 
@@ -250,7 +257,8 @@ class BuildView:
         state = self.state
         self.status_badge.set_text(state.status)
         self.status_badge.props(f"color={STATUS_COLORS.get(state.status, 'grey')}")
-        self.duration.set_text(f"took {show_duration(state.started_at, state.finished_at)}")
+        verb = "running for" if state.finished_at is None else "took"
+        self.duration.set_text(f"{verb} {show_duration(state.started_at, state.finished_at)}")
         for status, count in state.counts().items():
             self.count_badges[status].set_text(f"{status.lower()} {count}")
 
@@ -286,8 +294,10 @@ class BuildView:
         try:
             async for result in self.gui.client.subscribe(EVENTS, b=self.state.id):
                 self.pending.append(result["buildEvents"]["event"])
+                self.received += 1
             data = await self.gui.query(HEADER, w=self.gui.workspace_id, b=self.state.id)
         except RegistryError as error:
+            self.state.history = self.received  # show what did arrive
             self.notice.set_text(f"Live updates stopped: {error}")
             self.notice.set_visibility(True)
             return
@@ -295,8 +305,9 @@ class BuildView:
             self.state.set_header(build)
 
     def tick(self) -> None:
-        """Apply the events gathered since the last tick, unless the tab is paused."""
-        if not self.gui.live:
+        """Apply the events gathered since the last tick, unless the tab is paused or the
+        build's history has not all arrived yet."""
+        if not self.gui.live or self.received < self.state.history:
             return
         events, self.pending = self.pending, []
         changed = self.state.apply(events)

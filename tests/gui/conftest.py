@@ -120,6 +120,8 @@ def gui_screen(screen: Screen, registry: Registry) -> Screen:
     """Headless Chromium on the GUI served on the registry."""
     screen.ui_run_kwargs["root"] = create_root(Connection(registry.url))
     screen.ui_run_kwargs["storage_secret"] = "test secret"
+    # The browser resolves no host name (see `nicegui_chrome_options`), not even localhost.
+    screen.url = f"http://127.0.0.1:{screen.PORT}"
     return screen
 
 
@@ -164,12 +166,12 @@ def record_build(
     with ``events`` ((task id, kind), one millisecond apart), and finish it unless told not
     to; the build's id. Much cheaper than running thousands of tasks when a test needs only
     their records; `record_events` adds events later."""
-    started = registry.query(
+    started: Any = registry.query(
         "mutation($w: ID!, $n: String) { startBuild(workspaceId: $w, name: $n) { id } }",
         w=registry.workspace_id,
         n=name,
     )
-    build_id = str(started["startBuild"]["id"])  # type: ignore[index]
+    build_id = str(started["startBuild"]["id"])
     for start in range(0, len(tasks), 1000):
         registry.query(
             "mutation($w: ID!, $t: [TaskInput!]!, $b: ID) "

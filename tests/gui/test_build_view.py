@@ -13,6 +13,8 @@ from tests.gui.conftest import Registry, eventually, record_build, record_events
 
 TICKS = 20
 """Retries (0.1 s apart) for what the page shows on its next tick, twice a second."""
+LOADING = 100
+"""Retries for a page that loads thousands of tasks first (on a busy machine)."""
 
 GRAPH = """
 query($w: ID!, $b: ID!) {
@@ -29,8 +31,8 @@ query($w: ID!, $b: ID!) {
 
 def build_of(registry: Registry, build_id: str) -> dict[str, Any]:
     """The build's name, graph and first events, as the registry answers them."""
-    data = registry.query(GRAPH, w=registry.workspace_id, b=build_id)
-    return dict(data["workspace"]["build"])  # type: ignore[index]
+    data: Any = registry.query(GRAPH, w=registry.workspace_id, b=build_id)
+    return dict(data["workspace"]["build"])
 
 
 def dag_chart_of(user: User) -> ui.echart:
@@ -152,7 +154,7 @@ async def test_a_large_build_is_drawn_grouped_by_family_on_request(
 
     await user.open(f"/builds/{build_id}")
 
-    await user.should_see(f"This build has {len(tasks):,} tasks")
+    await user.should_see(f"This build has {len(tasks):,} tasks", retries=LOADING)
     assert not any("dag-chart" in chart.classes for chart in user.find(ui.echart).elements)
     user.find("Group by family (3 nodes)").click()
     await eventually(lambda: len(dag_chart_of(user).options["series"][0]["data"]) == 3)

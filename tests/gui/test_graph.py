@@ -1,6 +1,15 @@
 """The layered layout of a DAG and the chart options built from it."""
 
-from stardag_gui.graph import Node, chart_options, layers, layout
+from stardag_gui.graph import (
+    LARGE_GRAPH,
+    Node,
+    chart_options,
+    group_nodes,
+    group_statuses,
+    is_large,
+    layers,
+    layout,
+)
 
 
 def test_a_node_sits_one_layer_below_its_deepest_dependency() -> None:
@@ -36,3 +45,28 @@ def test_names_become_plain_text_labels_and_statuses_categories() -> None:
     assert first["label"]["formatter"] == hostile.label
     assert series["categories"][first["category"]]["name"] == "FAILED"
     assert series["links"] == [{"source": "id-1", "target": "id-2"}]
+
+
+def test_a_graph_is_large_above_the_threshold() -> None:
+    assert not is_large(LARGE_GRAPH)
+    assert is_large(LARGE_GRAPH + 1)
+
+
+def test_grouped_nodes_count_their_members_and_show_the_most_urgent_status() -> None:
+    nodes = [
+        Node("a1", "a", "COMPLETED"),
+        Node("a2", "a", "FAILED"),
+        Node("b1", "b", "RUNNING"),
+        Node("b2", "b", "COMPLETED"),
+    ]
+    group_of = {"a1": "ns.a", "a2": "ns.a", "b1": "ns.b", "b2": "ns.b"}
+
+    grouped, edges = group_nodes(nodes, [("a1", "a2"), ("a1", "b1"), ("a2", "b2")], group_of)
+
+    assert [(node.id, node.label, node.status) for node in grouped] == [
+        ("ns.a", "ns.a (2)", "FAILED"),
+        ("ns.b", "ns.b (2)", "RUNNING"),
+    ]
+    assert grouped[0].tooltip == "ns.a\n2 tasks: 1 completed, 1 failed"
+    assert edges == [("ns.a", "ns.b")]
+    assert group_statuses({"a1": "COMPLETED", "a2": "COMPLETED"}, group_of) == {"ns.a": "COMPLETED"}
