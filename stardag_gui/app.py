@@ -17,18 +17,23 @@ from typing import Any
 
 from nicegui import app, context, ui
 from nicegui.storage import Storage
+from starlette.requests import Request
+from starlette.responses import Response
 
 from stardag_core.async_client import AsyncRegistryClient
 from stardag_core.exceptions import RegistryError
-from stardag_gui.context import Connection, Gui, workspace_choices
+from stardag_gui.context import Account, Connection, Gui, workspace_choices
 from stardag_gui.native import WINDOW_SIZE, use_qt
 from stardag_gui.pages.build_view import build_view_page
 from stardag_gui.pages.builds import builds_page
+from stardag_gui.pages.settings import prompts, settings_page
 from stardag_gui.pages.task import task_page
 from stardag_gui.pages.tasks import tasks_page
+from stardag_gui.signin import Person, SignIn
 
 ROUTES: dict[str, Callable[..., Awaitable[None]]] = {
     "/": builds_page,
+    "/settings": settings_page,
     "/tasks": tasks_page,
     "/tasks/{task_id}": task_page,
     "/builds/{build_id}": build_view_page,
@@ -36,28 +41,39 @@ ROUTES: dict[str, Callable[..., Awaitable[None]]] = {
 NAVIGATION = {"Builds": "/", "Tasks": "/tasks", "Settings": "/settings"}
 
 
-def create_root(connection: Connection) -> Callable[[], Awaitable[None]]:
-    """The root page of the GUI on ``connection``: the frame around the routed pages."""
+def create_root(connection: Connection) -> Callable[[Request], Awaitable[Response | None]]:
+    """The root page of the GUI on ``connection``: the frame around the routed pages (with
+    sign-in, only for a signed-in person)."""
+    signin = SignIn(connection.url, connection.public_url) if connection.sign_in else None
 
-    async def root() -> None:
-        client = AsyncRegistryClient(connection.url, connection.credential)
+    async def root(request: Request) -> Response | None:
+        account: Account | None = None
+        credential = connection.credential
+        if signin is not None:
+            person = await signin.gate(request)
+            if not isinstance(person, Person):
+                return person
+            credential = account = person
+        client = AsyncRegistryClient(connection.url, credential)
         context.client.on_delete(client.aclose)
         ui.page_title("stardag")
         try:
             workspaces = await workspace_choices(client)
         except RegistryError as error:
             unreachable(str(error))
-            return
+            return None
         stored = app.storage.user.get("workspace")
         known = {w.id for w in workspaces}
         chosen = next(
             (w for w in (stored, connection.workspace_id) if w in known),
             workspaces[0].id if workspaces else "",
         )
-        gui = Gui(client, workspaces, chosen)
+        gui = Gui(client, workspaces, chosen, account)
         pages = frame(gui)
         with ui.column().classes("w-full p-4 gap-4"):
             pages.append(ui.sub_pages(ROUTES, data={"gui": gui}).classes("w-full"))
+        await prompts(gui)
+        return None
 
     return root
 

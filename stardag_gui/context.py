@@ -2,7 +2,7 @@
 the view follows the registry live or is paused."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from nicegui.binding import BindableProperty
 
@@ -16,13 +16,24 @@ class Connection:
 
     ``credential`` is the GUI process's own (none in local mode, an API key or a sign-in from
     the CLI's configuration); with ``sign_in`` each person signs in through the registry's
-    identity provider instead, and the GUI acts with their registry token.
+    identity provider instead, and the GUI acts with their registry token. ``public_url`` is
+    where browsers reach the GUI, for the provider's redirect back (None: the address each
+    request came to).
     """
 
     url: str
     credential: Credential = field(default=None, repr=False)
     workspace_id: str | None = None
     sign_in: bool = False
+    public_url: str | None = None
+
+
+class Account(Protocol):
+    """A signed-in person's session (with ``Connection.sign_in`` only)."""
+
+    async def switch(self, organization: str) -> None:
+        """Act in ``organization`` (a slug) from now on: a registry token reaches one
+        organization."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +62,18 @@ class Gui:
     """Whether pages follow changes as they happen (a timer or subscription may check it)."""
 
     def __init__(
-        self, client: AsyncRegistryClient, workspaces: list[WorkspaceChoice], workspace_id: str
+        self,
+        client: AsyncRegistryClient,
+        workspaces: list[WorkspaceChoice],
+        workspace_id: str,
+        account: Account | None = None,
     ) -> None:
         self.client = client
         self.workspaces = workspaces
         self.workspace_id = workspace_id
+        self.account = account
+        """The signed-in person's session; None without sign-in, where every organization
+        of the caller is reached at once."""
         self.live = True
 
     @property
