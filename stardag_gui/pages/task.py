@@ -378,9 +378,10 @@ class LogView:
             await self.fetch()
 
     async def fetch(self) -> None:
-        """Read the lines after the last one read and show those the level lets through."""
+        """Read the lines after the last one read (up to ``LOG_LINES_KEPT`` at a time, so a
+        long log streams in over several looks) and show those the level lets through."""
         try:
-            while True:
+            for _ in range(LOG_LINES_KEPT // LOG_PAGE):
                 data = await self.gui.query(
                     LOGS,
                     w=self.gui.workspace_id,

@@ -9,6 +9,7 @@ A parameter value is read as JSON when it is a JSON scalar (``3``, ``true``, ``n
 ``"3"`` for the text 3) and as text otherwise (``north``).
 """
 
+import asyncio
 import json
 import math
 from collections.abc import Awaitable, Callable, Iterable
@@ -255,16 +256,15 @@ class TaskExplorer:
             for key in self.view.columns
         ]
 
-    async def keys(self) -> dict[str, str]:
-        """The filter keys to offer: the built-in ones, then parameter names of the tasks
-        that match."""
-        data = await self.gui.query(
-            FILTER_KEYS, w=self.gui.workspace_id, filter=self.view.task_filter()
-        )
-        parameters = data["workspace"]["filterKeys"]
-        return {key: key for key in BUILT_IN_KEYS} | {
-            PARAMETER + key: f"{key} (parameter)" for key in parameters
-        }
+    async def parameter_keys(self) -> list[str]:
+        """Parameter names of the workspace's newest tasks (none when the registry does not
+        answer: the table says why). Not narrowed by the view's filter, which would cost a
+        scan of the matching tasks on every page load."""
+        try:
+            data = await self.gui.query(FILTER_KEYS, w=self.gui.workspace_id, filter=None)
+        except RegistryError:
+            return []
+        return list(data["workspace"]["filterKeys"])
 
     async def suggestions(self, key: str, prefix: str) -> dict[str, str]:
         """Values of ``key`` that start with ``prefix`` among the tasks the other filters let
@@ -337,13 +337,12 @@ async def tasks_page(gui: Gui, arguments: PageArguments) -> None:
     for problem in problems:
         ui.label(f"Left out of the URL's filters: {problem}").classes("text-negative view-problem")
     filter_bar = FilterBar(state, on_change=lambda: apply())
-    await filter_bar.build()
     with ui.row().classes("items-center gap-2"):
         chips = ui.row().classes("gap-1 filter-chips")
         ui.space()
         choose_columns = (
             ui.select(
-                sorted(set(filter_bar.parameter_keys()) | set(view.columns)),
+                list(view.columns),
                 value=list(view.columns),
                 label="Parameter columns",
                 multiple=True,
@@ -427,7 +426,7 @@ async def tasks_page(gui: Gui, arguments: PageArguments) -> None:
         state.cursors.pop()
         await show()
 
-    async def columns_chosen(event: events.ValueChangeEventArguments[Any]) -> None:
+    def columns_chosen(event: events.ValueChangeEventArguments[Any]) -> None:
         state.view = replace(state.view, columns=tuple(event.value or ()))
         remember(state.view)
         table.columns = state.columns()
@@ -440,7 +439,9 @@ async def tasks_page(gui: Gui, arguments: PageArguments) -> None:
     choose_columns.on_value_change(columns_chosen)
     page_size.on_value_change(size_chosen)
     show_chips()
-    await show()
+    parameters, _ = await asyncio.gather(state.parameter_keys(), show())
+    filter_bar.offer(parameters)
+    choose_columns.set_options(sorted(set(parameters) | set(state.view.columns)))
 
 
 class FilterBar:
@@ -448,24 +449,13 @@ class FilterBar:
     are suggested by the registry as the person types."""
 
     def __init__(self, state: TaskExplorer, on_change: Callable[[], Awaitable[None]]) -> None:
+        """The three selectors (keys: the built-in ones until ``offer``) and a message line."""
         self.state = state
         self.on_change = on_change
-        self.keys: dict[str, str] = {}
-
-    def parameter_keys(self) -> list[str]:
-        """The parameter names the key selector offers (for the column choice too)."""
-        return [key.removeprefix(PARAMETER) for key in self.keys if key.startswith(PARAMETER)]
-
-    async def build(self) -> None:
-        """The three selectors and the message line under them."""
-        try:
-            self.keys = await self.state.keys()
-        except RegistryError:  # the view's filter is refused: said above the table
-            self.keys = {key: key for key in BUILT_IN_KEYS}
         with ui.row().classes("items-start gap-2 filter-bar"):
             self.key = (
                 ui.select(
-                    self.keys,
+                    {key: key for key in BUILT_IN_KEYS},
                     label="Filter on",
                     with_input=True,
                     new_value_mode="add-unique",
@@ -493,6 +483,13 @@ class FilterBar:
             self.value.on("input-value", self.typed)
             self.value.set_enabled(False)
         self.problem = ui.label().classes("text-negative filter-problem")
+
+    def offer(self, parameters: list[str]) -> None:
+        """Offer ``parameters`` as keys too, after the built-in ones."""
+        self.key.set_options(
+            {key: key for key in BUILT_IN_KEYS}
+            | {PARAMETER + key: f"{key} (parameter)" for key in parameters}
+        )
 
     def chosen_key(self) -> str | None:
         """The chosen key; a typed name that is no built-in key is a parameter path."""

@@ -38,7 +38,7 @@ HOSTILE_MARKDOWN = f"""# Results {IMG}
 """
 INJECTED = (
     'return document.querySelectorAll(\'img[src="x"], iframe, a[href^="javascript"]\').length'
-    " + [...document.scripts].filter(s => s.text.includes('pwned')).length"
+    " + [...document.scripts].filter(s => s.text.trim() === 'window.pwned=2').length"
 )
 """How many elements the hostile texts would have injected into the page."""
 
