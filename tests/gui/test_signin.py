@@ -1,0 +1,219 @@
+"""Signing in to a team deployment of the GUI: a registry in server mode on loopback, a real
+OpenID Connect provider, and the GUI with ``sign_in``; the simulated browser follows the
+redirects between the GUI and the provider as a browser would."""
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from nicegui import app
+from nicegui.persistence import PersistentDict
+from nicegui.storage import request_contextvar
+from nicegui.testing import User
+from pydantic import SecretStr
+
+from stardag_gui.context import Connection
+from stardag_gui.signin import SIGNED_IN, save, saved
+from tests.graphql.conftest import AUDIENCE, CLIENT_ID, server_settings, serving_settings
+from tests.gui.test_settings import gui_on, open_settings
+from tests.identity_provider import IdentityProvider
+
+GUI_URL = "http://test"
+"""Where the simulated browser reaches the GUI (NiceGUI's User client)."""
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[IdentityProvider]:
+    """The identity provider, with the GUI's redirect registered for stardag's client."""
+    with IdentityProvider(audience=AUDIENCE) as idp:
+        idp.add_client(CLIENT_ID, ["http://127.0.0.1/callback", f"{GUI_URL}/auth/callback"])
+        idp.add_user("ada", "ada@example.com")
+        yield idp
+
+
+@pytest.fixture(scope="module")
+def team(provider: IdentityProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A registry in server mode signing people in through ``provider``; its URL."""
+    directory = tmp_path_factory.mktemp("signin")
+    settings = server_settings(
+        f"sqlite+aiosqlite:///{directory / 'registry.db'}", provider, directory / "key.pem"
+    )
+    with serving_settings(settings) as url:
+        yield url
+
+
+@pytest.fixture
+async def person(team: str, caplog: pytest.LogCaptureFixture) -> AsyncIterator[User]:
+    """Someone in a browser on a GUI that makes each person sign in."""
+    connection = Connection(team, sign_in=True, public_url=GUI_URL)
+    async with gui_on(connection, caplog) as user:
+        yield user
+
+
+async def sign_in(user: User, provider: IdentityProvider, who: str = "ada") -> str:
+    """Go through the sign-in as ``who``; where the GUI sends the browser at the end."""
+    finish = await user.http_client.get(await provider_answer(user, provider, who))
+    return str(finish.headers.get("location", ""))
+
+
+async def provider_answer(user: User, provider: IdentityProvider, who: str | None) -> str:
+    """Start a sign-in and let the provider answer as ``who`` (None: it refuses); the
+    GUI's path (with its query) the provider sends the browser back to."""
+    provider.login_as(who)
+    start = await user.http_client.get("/auth/signin")
+    assert start.status_code == 303
+    authorize = start.headers["location"]
+    assert authorize.startswith(f"{provider.issuer}/authorize?")
+    assert "code_challenge_method=S256" in authorize
+    async with httpx.AsyncClient() as browser:
+        back = await browser.get(authorize)
+    assert back.status_code == 302
+    callback = urlsplit(back.headers["location"])
+    assert f"{callback.scheme}://{callback.netloc}{callback.path}" == f"{GUI_URL}/auth/callback"
+    return f"{callback.path}?{callback.query}"
+
+
+def storage_of(user: User) -> PersistentDict:
+    """The person's server-side storage, where the GUI keeps their sign-in."""
+    assert user.client is not None
+    request_contextvar.set(user.client.request)
+    return app.storage.user
+
+
+def registry_token(user: User) -> str:
+    """The registry token the GUI acts with for the person."""
+    signed_in = saved(storage_of(user))
+    assert signed_in is not None
+    return signed_in[1].access_token.get_secret_value()
+
+
+async def viewer_email(team: str, token: str) -> str:
+    """Whose ``token`` it is, as the registry says."""
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            f"{team}/graphql",
+            json={"query": "{ viewer { email } }"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    return str(answer.json()["data"]["viewer"]["email"])
+
+
+async def test_a_person_not_signed_in_sees_only_the_sign_in_page(person: User, team: str) -> None:
+    await person.open("/")
+    await person.should_see("Sign in to see your organization")
+    await person.should_not_see("Builds of")
+
+    await person.open("/settings")
+    await person.should_see("Sign in to see your organization")
+    await person.should_not_see("Organizations")
+
+    assert saved(storage_of(person)) is None
+    async with httpx.AsyncClient() as http:
+        anonymous = await http.post(f"{team}/graphql", json={"query": "{ organizations { slug } }"})
+    assert anonymous.status_code == 401
+
+
+async def test_an_answer_for_no_sign_in_under_way_is_refused(person: User) -> None:
+    await person.open("/auth/callback?code=stolen&state=guessed")
+
+    await person.should_see("this sign-in answer is not for this browser")
+    assert saved(storage_of(person)) is None
+
+
+async def test_signing_in_end_to_end(person: User, provider: IdentityProvider, team: str) -> None:
+    assert await sign_in(person, provider) == "/"
+
+    await person.open("/")
+    await person.should_see("Builds of", retries=50)
+    assert await viewer_email(team, registry_token(person)) == "ada@example.com"
+    await open_settings(person)
+    await person.should_see("ada@example.com")
+    await person.should_see("Sign out")
+
+
+async def test_a_refusal_at_the_provider_is_shown(person: User, provider: IdentityProvider) -> None:
+    await person.open(await provider_answer(person, provider, None))
+
+    await person.should_see("the identity provider refused the sign-in: access_denied")
+    await person.should_see("Sign in to see your organization")
+    assert saved(storage_of(person)) is None
+
+
+async def test_an_expired_registry_token_is_renewed_with_the_refresh_token(
+    person: User, provider: IdentityProvider, team: str
+) -> None:
+    await sign_in(person, provider)
+    await person.open("/")
+    await person.should_see("Builds of", retries=50)
+    store = storage_of(person)
+    signed_in = saved(store)
+    assert signed_in is not None
+    record, token = signed_in
+    expired = token.model_copy(update={"expires_at": datetime.now(UTC) - timedelta(seconds=1)})
+    save(store, record, expired)
+
+    await person.open("/")
+    await person.should_see("Builds of", retries=50)
+
+    renewed = saved(storage_of(person))
+    assert renewed is not None
+    new_record, new_token = renewed
+    assert new_token.fresh()
+    assert new_token.access_token != token.access_token
+    assert new_record.refresh_token != record.refresh_token
+    assert await viewer_email(team, new_token.access_token.get_secret_value()) == (
+        "ada@example.com"
+    )
+
+
+async def test_a_sign_in_the_provider_no_longer_renews_ends(
+    person: User, provider: IdentityProvider
+) -> None:
+    await sign_in(person, provider)
+    await person.open("/")
+    await person.should_see("Builds of", retries=50)
+    store = storage_of(person)
+    signed_in = saved(store)
+    assert signed_in is not None
+    record, token = signed_in
+    revoked = record.model_copy(update={"refresh_token": SecretStr("revoked-at-the-provider")})
+    save(store, revoked, token.model_copy(update={"expires_at": datetime.now(UTC)}))
+
+    await person.open("/")
+
+    await person.should_see("Sign in to see your organization")
+    assert SIGNED_IN not in storage_of(person)
+
+
+async def test_signing_out_forgets_the_sign_in(person: User, provider: IdentityProvider) -> None:
+    await sign_in(person, provider)
+
+    signed_out = await person.http_client.get("/auth/signout")
+
+    assert signed_out.status_code == 303
+    await person.open("/")
+    await person.should_see("Sign in to see your organization")
+    assert saved(storage_of(person)) is None
+
+
+async def test_a_new_organization_is_entered_with_a_token_for_it(
+    person: User, provider: IdentityProvider, team: str
+) -> None:
+    await sign_in(person, provider)
+    await open_settings(person)
+
+    person.find(marker="organization-name").type("Research")
+    person.find(marker="organization-slug").type("research")
+    person.find(marker="create-organization").click()
+
+    await person.should_see("Workspaces of Research", retries=50)
+    token = registry_token(person)
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            f"{team}/graphql",
+            json={"query": "{ organizations { slug } }"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert answer.json()["data"]["organizations"] == [{"slug": "research"}]
