@@ -225,7 +225,7 @@ class BuildView:
                 self.draw(grouped=False)
         ui.label("Timeline").classes("text-h6")
         self.timeline = ui.echart(timeline_options(self.state, datetime.now(UTC)))
-        self.timeline.classes("build-timeline w-full h-96")
+        self.timeline.classes("build-timeline").style("width: 100%; height: 24rem")
         with ui.dialog().props("position=right full-height") as self.drawer:
             self.drawer_body = ui.card().classes("task-drawer w-[32rem] max-w-full h-full")
         ui.timer(0, self.follow, once=True)
