@@ -204,8 +204,30 @@ def gui(
     ] = False,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+    sign_in: Annotated[
+        bool,
+        typer.Option(
+            "--sign-in",
+            envvar="STARDAG_GUI_SIGN_IN",
+            help="Serve a team: each person signs in at the registry's identity provider "
+            "(allows any --host).",
+        ),
+    ] = False,
+    registry_url: Annotated[
+        str | None,
+        typer.Option(envvar="STARDAG_GUI_REGISTRY_URL", help="The registry, with --sign-in."),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="STARDAG_GUI_PUBLIC_URL",
+            help="Where browsers reach the GUI, with --sign-in (the provider redirects back to "
+            "<URL>/auth/callback); default: the address each request came to.",
+        ),
+    ] = None,
 ) -> None:
-    """Open the GUI on the configured registry, in a browser or a native window."""
+    """Open the GUI on the configured registry, in a browser or a native window; with
+    --sign-in, serve it to a team, each person signed in."""
     try:
         # The GUI is an optional extra: imported only by the command that needs it.
         from stardag_gui.launch import gui as serve_gui
@@ -213,7 +235,15 @@ def gui(
         raise typer.BadParameter(
             f"the GUI needs the gui extra ({error}): pip install 'stardag[gui]'"
         ) from error
-    serve_gui(stardag_home(), host=host, port=port, native=native)
+    serve_gui(
+        stardag_home(),
+        host=host,
+        port=port,
+        native=native,
+        sign_in=sign_in,
+        registry_url=registry_url,
+        public_url=public_url,
+    )
 
 
 class ExecutorChoice(StrEnum):

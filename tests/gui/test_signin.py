@@ -2,9 +2,15 @@
 OpenID Connect provider, and the GUI with ``sign_in``; the simulated browser follows the
 redirects between the GUI and the provider as a browser would."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -13,9 +19,13 @@ from nicegui.persistence import PersistentDict
 from nicegui.storage import request_contextvar
 from nicegui.testing import User
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
+from stardag_core.cli import app as cli
+from stardag_graphql.settings import Settings
 from stardag_gui.context import Connection
 from stardag_gui.signin import SIGNED_IN, save, saved
+from tests.conftest import free_port
 from tests.graphql.conftest import AUDIENCE, CLIENT_ID, server_settings, serving_settings
 from tests.gui.test_settings import gui_on, open_settings
 from tests.identity_provider import IdentityProvider
@@ -217,3 +227,71 @@ async def test_a_new_organization_is_entered_with_a_token_for_it(
             headers={"Authorization": f"Bearer {token}"},
         )
     assert answer.json()["data"]["organizations"] == [{"slug": "research"}]
+
+
+def test_stardag_gui_with_sign_in_serves_a_team_on_any_address(
+    team: str, provider: IdentityProvider, hermetic_home: Path
+) -> None:
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    command = ["gui", "--sign-in", "--registry-url", team, "--host", "0.0.0.0"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stardag_core", *command, "--port", str(port)],
+        # Without pytest's variables: NiceGUI would take itself for a test's server.
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+            "HOME": str(hermetic_home),
+            "STARDAG_GUI_PUBLIC_URL": public,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        start = until_listening(f"{public}/auth/signin")
+        page = httpx.get(f"{public}/settings")
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=30)[0].decode()
+
+    assert start.status_code == 303
+    authorize = urlsplit(start.headers["location"])
+    assert f"{authorize.scheme}://{authorize.netloc}" == provider.issuer
+    assert parse_qs(authorize.query)["redirect_uri"] == [f"{public}/auth/callback"]
+    assert "Sign in to see your organization" in page.text
+    assert "Traceback" not in output
+
+
+def until_listening(url: str, timeout: float = 30.0) -> httpx.Response:
+    """The answer to GET ``url`` once something listens there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(url)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"nothing listened at {url} within {timeout} s"
+            time.sleep(0.1)
+
+
+def test_without_sign_in_the_gui_refuses_an_address_others_can_reach() -> None:
+    result = CliRunner().invoke(cli, ["gui", "--host", "0.0.0.0", "--port", str(free_port())])
+
+    assert result.exit_code == 1
+    assert "refusing to listen on '0.0.0.0'" in said(result.output)
+    assert "run it with --sign-in" in said(result.output)
+
+
+def test_sign_in_needs_a_registry_where_people_sign_in(tmp_path: Path) -> None:
+    local = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}")
+    with serving_settings(local) as url:
+        result = CliRunner().invoke(cli, ["gui", "--sign-in", "--registry-url", url])
+    missing = CliRunner().invoke(cli, ["gui", "--sign-in"])
+
+    assert result.exit_code == 1
+    assert "runs in local mode, where nobody signs in" in said(result.output)
+    assert missing.exit_code == 1
+    assert "--sign-in needs the registry's URL" in said(missing.output)
+
+
+def said(output: str) -> str:
+    """What the command line printed, without the terminal's line breaks."""
+    return " ".join(output.split())
