@@ -78,12 +78,48 @@ def test_the_registry_migrates_then_serves_in_server_mode_once_postgresql_is_hea
     assert (ROOT / "Dockerfile").is_file()
 
 
-def test_only_the_registry_is_published_and_postgresql_stays_internal(
+def test_the_gui_serves_the_team_with_sign_in_once_the_registry_is_healthy(
+    config: dict[str, Any],
+) -> None:
+    gui = config["services"]["gui"]
+    command = " ".join(gui["command"])
+    environment = gui["environment"]
+    (volume,) = gui["volumes"]
+
+    assert gui["depends_on"]["registry"]["condition"] == "service_healthy"
+    assert command.startswith("stardag gui")
+    assert "--host 0.0.0.0" in command
+    assert environment["STARDAG_GUI_SIGN_IN"] == "true"
+    assert environment["STARDAG_GUI_REGISTRY_URL"] == "http://registry:8000"
+    assert environment["STARDAG_GUI_PUBLIC_URL"] == "http://127.0.0.1:8080"
+    assert volume.startswith(f"gui-sessions:{environment['STARDAG_HOME']}")
+    assert "gui-sessions" in config["volumes"]
+    assert "127.0.0.1:8080/" in " ".join(gui["healthcheck"]["test"])
+
+
+def test_the_gui_is_told_where_browsers_reach_it() -> None:
+    resolved = compose(
+        "config",
+        password="s3cret",
+        STARDAG_GUI_PUBLIC_URL="https://gui.example.com",
+        STARDAG_GUI_PORT="9090",
+        **SERVER_MODE,
+    )
+    gui = yaml.safe_load(resolved.stdout)["services"]["gui"]
+    (port,) = gui["ports"]
+
+    assert gui["environment"]["STARDAG_GUI_PUBLIC_URL"] == "https://gui.example.com"
+    assert (int(port["published"]), int(port["target"])) == (9090, 8080)
+
+
+def test_the_registry_and_the_gui_are_published_and_postgresql_stays_internal(
     config: dict[str, Any],
 ) -> None:
     (port,) = config["services"]["registry"]["ports"]
+    (gui_port,) = config["services"]["gui"]["ports"]
 
     assert int(port["target"]) == 8000
+    assert int(gui_port["target"]) == 8080
     assert "ports" not in config["services"]["postgres"]
     assert all("network_mode" not in service for service in config["services"].values())
 
