@@ -141,6 +141,9 @@ def run(
     per-person settings (workspace, dark mode) are kept under ``storage``."""
     storage.mkdir(parents=True, exist_ok=True)
     Storage.path = storage / "sessions"
+    # With sign-in, people's tokens are kept there: for this user's eyes only.
+    Storage.path.mkdir(mode=0o700, exist_ok=True)
+    Storage.path.chmod(0o700)
     if native:
         use_qt()
     ui.run(
@@ -153,6 +156,10 @@ def run(
         reload=False,
         show=show,
         storage_secret=storage_secret(storage),
+        # Behind TLS the session cookie (which names a person's sign-in) travels only on https.
+        session_middleware_kwargs={
+            "https_only": (connection.public_url or "").startswith("https://")
+        },
         show_welcome_message=False,
         favicon="✳️",
     )
