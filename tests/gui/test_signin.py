@@ -208,7 +208,7 @@ async def test_signing_out_forgets_the_sign_in(person: User, provider: IdentityP
     assert saved(storage_of(person)) is None
 
 
-async def test_a_new_organization_is_entered_with_a_token_for_it(
+async def test_a_new_organization_is_entered_and_another_switched_to_with_a_token_for_each(
     person: User, provider: IdentityProvider, team: str
 ) -> None:
     await sign_in(person, provider)
@@ -219,14 +219,23 @@ async def test_a_new_organization_is_entered_with_a_token_for_it(
     person.find(marker="create-organization").click()
 
     await person.should_see("Workspaces of Research", retries=50)
-    token = registry_token(person)
+    assert await reached(team, registry_token(person)) == ["research"]
+
+    person.find(marker="switch-ada").click()
+
+    await person.should_see("Workspaces of ada (personal)", retries=50)
+    assert await reached(team, registry_token(person)) == ["ada"]
+
+
+async def reached(team: str, token: str) -> list[str]:
+    """The organizations ``token`` reaches, by slug."""
     async with httpx.AsyncClient() as http:
         answer = await http.post(
             f"{team}/graphql",
             json={"query": "{ organizations { slug } }"},
             headers={"Authorization": f"Bearer {token}"},
         )
-    assert answer.json()["data"]["organizations"] == [{"slug": "research"}]
+    return [organization["slug"] for organization in answer.json()["data"]["organizations"]]
 
 
 def test_stardag_gui_with_sign_in_serves_a_team_on_any_address(
@@ -234,13 +243,16 @@ def test_stardag_gui_with_sign_in_serves_a_team_on_any_address(
 ) -> None:
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    command = ["gui", "--sign-in", "--registry-url", team, "--host", "0.0.0.0"]
+    command = ["gui", "--host", "0.0.0.0", "--port", str(port)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "stardag_core", *command, "--port", str(port)],
-        # Without pytest's variables: NiceGUI would take itself for a test's server.
+        [sys.executable, "-m", "stardag_core", *command],
+        # Without pytest's variables: NiceGUI would take itself for a test's server. The
+        # sign-in is configured as docker-compose.yml does, through the environment.
         env={
             **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
             "HOME": str(hermetic_home),
+            "STARDAG_GUI_SIGN_IN": "true",
+            "STARDAG_GUI_REGISTRY_URL": team,
             "STARDAG_GUI_PUBLIC_URL": public,
         },
         stdout=subprocess.PIPE,
