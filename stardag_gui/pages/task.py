@@ -74,6 +74,13 @@ LEVELS = {
 STREAM_LEVELS = {"stdout": logging.INFO, "stderr": logging.WARNING}
 """The level of a printed line: stdout counts as info, stderr as a warning."""
 MARKDOWN_EXTRAS = ["fenced-code-blocks", "tables"]
+TIMELINE_COLORS = {
+    "RUNNING": "primary",
+    "COMPLETED": "positive",
+    "FAILED": "negative",
+    "CANCELLED": "orange",
+}
+"""Quasar's names for the status colours (a timeline entry takes no CSS colour)."""
 
 
 async def task_page(gui: Gui, task_id: str) -> None:
@@ -170,8 +177,8 @@ def status_history(events: dict[str, Any]) -> None:
 
 
 def timeline_color(kind: str) -> str:
-    """The colour of an event of ``kind`` (a status name, or something else)."""
-    return STATUS_COLORS.get(kind, "grey")
+    """The Quasar colour of an event of ``kind`` (a status name, or something else)."""
+    return TIMELINE_COLORS.get(kind, "grey")
 
 
 def task_links(tasks: list[dict[str, Any]]) -> None:
