@@ -153,8 +153,9 @@ def chart_options(nodes: Sequence[Node], edges: Sequence[Edge]) -> dict[str, Any
                         "x": positions[node.id][0],
                         "y": positions[node.id][1] * spread,
                         "category": _category(node.status),
-                        "label": {"formatter": node.label},
                         "tooltip": {"formatter": node.tooltip or node.label},
+                        # Hidden labels are not sent at all (a tenth of a large graph's size).
+                        **({"label": {"formatter": node.label}} if labels else {}),
                     }
                     for node in nodes
                 ],
