@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import markdown2  # type: ignore[import-untyped]  # a NiceGUI dependency, without types
+import markdown2
 from nicegui import ui
 
 from stardag_core.exceptions import RegistryError
