@@ -22,7 +22,7 @@ import asyncio
 import base64
 import hashlib
 import secrets
-from collections import defaultdict
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -68,7 +68,11 @@ class SignIn:
         self.registry_url = registry_url.rstrip("/")
         self.public_url = public_url.rstrip("/") if public_url else None
         self._discovery: Discovery | None = None
-        self._renewals: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # One renewal at a time per browser session (its tabs share the sign-in, and the
+        # provider rotates refresh tokens), kept while a page of that session is open.
+        self._renewals: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     def __repr__(self) -> str:
         return f"SignIn({self.registry_url!r})"
@@ -109,7 +113,10 @@ class SignIn:
         signed in or their sign-in can no longer be renewed (``RegistryError`` when the
         provider or the registry cannot be reached to renew it)."""
         session = str(app.storage.browser["id"])
-        person = Person(app.storage.user, self._renewals[session])
+        renewal = self._renewals.get(session)
+        if renewal is None:
+            renewal = self._renewals[session] = asyncio.Lock()
+        person = Person(app.storage.user, renewal)
         return person if await person.fresh() else None
 
     def page(self, problem: str | None = None) -> None:
