@@ -458,8 +458,8 @@ def organization_prompt(gui: Gui) -> None:
     with ui.dialog().props("persistent") as dialog, ui.card().classes("organization-prompt"):
         ui.label("Welcome to stardag").classes("text-h6")
         ui.label(
-            "You are not in any organization yet. Create one (it comes with a `default` "
-            "workspace), or ask an owner of an existing one to invite you."
+            "You are not in any organization yet. Create one (it comes with a workspace named "
+            "default), or ask an owner of an existing one to invite you."
         )
         organization_form(create)
     dialog.open()

@@ -496,3 +496,18 @@ async def test_a_person_in_no_organization_is_prompted_to_create_one(
             return answer.status_code == 200
 
         await until(owns)
+
+
+async def test_what_people_typed_is_shown_as_text(user: User, registry: Registry) -> None:
+    hostile = '<img src=x onerror="alert(1)"><b>Evil</b> **corp**'
+    slug = unique("evil")
+    await open_settings(user)
+
+    user.find(marker="organization-name").type(hostile)
+    user.find(marker="organization-slug").type(slug)
+    user.find(marker="create-organization").click()
+
+    await user.should_see(f"Workspaces of {hostile}", retries=50)
+    assert organization(registry, slug)["workspaces"][0]["slug"] == "default"
+    await user.should_not_see(kind=ui.html)
+    await user.should_not_see(kind=ui.markdown)
