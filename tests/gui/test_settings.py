@@ -466,6 +466,7 @@ async def test_an_invite_put_off_is_answered_in_the_settings(
     host, guest, invite = await invited(server)
     async with gui_as(server, guest, "owner", caplog) as user:
         await open_settings(user)
+        await user.should_see("You are invited")
         user.find(marker="prompt-later").click()
 
         user.find(marker=f"accept-{invite}").click()
