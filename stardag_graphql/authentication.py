@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -159,7 +159,10 @@ class RequireIdentity:
         state = scope.setdefault("state", {})
         state["identity"] = identity
         state["reidentify"] = functools.partial(authenticator.identify, headers, count=False)
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            return  # the caller left before sending its whole request: no one to answer
 
 
 NOBODY = Identity(None, {})

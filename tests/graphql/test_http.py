@@ -226,6 +226,24 @@ async def test_the_health_check_answers_ok(server: str) -> None:
     assert response.json() == {"status": "ok"}
 
 
+async def test_a_client_that_leaves_mid_request_is_no_server_error(
+    server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = server.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"query": '
+    )
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+    async with httpx.AsyncClient(base_url=server) as client:
+        assert (await client.get("/healthz")).status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+
+
 async def test_graphiql_is_served_to_a_browser(server: str) -> None:
     async with httpx.AsyncClient(base_url=server) as client:
         page = await client.get("/graphql", headers={"Accept": "text/html"})
