@@ -114,9 +114,9 @@ def frame(gui: Gui) -> list[Any]:
         badge.bind_text_from(gui, "live", lambda live: "live" if live else "paused")
         badge.on("click", lambda: toggle_live(badge))
         badge.tooltip("Follow changes as they happen (click to pause or resume)")
-        ui.button(icon="dark_mode", on_click=toggle_dark).props("flat round color=white").tooltip(
-            "Dark mode"
-        )
+        ui.button(icon="dark_mode", on_click=toggle_dark).props("flat round color=white").mark(
+            "dark-toggle"
+        ).tooltip("Dark mode")
     return pages
 
 

@@ -39,7 +39,7 @@ class Registry:
     build_id: str
     root_task_id: str
 
-    def query(self, document: str, **variables: object) -> dict[str, object]:
+    def query(self, document: str, **variables: object) -> dict[str, Any]:
         """The data of ``document``, asked over HTTP."""
         answer = httpx.post(
             f"{self.url}/graphql", json={"query": document, "variables": variables}
@@ -80,19 +80,30 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         yield Registry(url, workspace_id, build_id, str(dag.id))
 
 
+TEARDOWN_RACE = "Could not cancel"
+"""NiceGUI's log line when its teardown outlasts 2 s: an outbox loop's ``asyncio.wait_for``
+swallows the cancellation when it lands on the loop's 1 s timeout (Python 3.11's
+``wait_for``), so that loop stops only on the next round. Unrelated to the code under test."""
+
+
 @contextlib.asynccontextmanager
 async def gui_on(connection: Connection, caplog: pytest.LogCaptureFixture) -> AsyncIterator[User]:
-    """A simulated person using the GUI on ``connection``; fails the test on an error log."""
+    """A simulated person using the GUI on ``connection``; fails the test on an error log
+    (but NiceGUI's teardown race, see ``TEARDOWN_RACE``)."""
     async with user_simulation(root=create_root(connection)) as user:
         yield user
-    errors = [record for record in caplog.get_records("call") if record.levelname == "ERROR"]
-    assert not errors, [record.getMessage() for record in errors]
+    errors = [
+        record.getMessage()
+        for record in caplog.get_records("call")
+        if record.levelname == "ERROR" and not record.getMessage().startswith(TEARDOWN_RACE)
+    ]
+    assert not errors, errors
 
 
 @pytest.fixture
 async def user(registry: Registry, caplog: pytest.LogCaptureFixture) -> AsyncIterator[User]:
     """A simulated person using the GUI on the registry."""
-    async with gui_on(Connection(registry.url), caplog) as user:
+    async with gui_on(Connection(registry.url, workspace_id=registry.workspace_id), caplog) as user:
         yield user
 
 
@@ -118,7 +129,9 @@ def nicegui_chrome_options() -> webdriver.ChromeOptions:
 @pytest.fixture
 def gui_screen(screen: Screen, registry: Registry) -> Screen:
     """Headless Chromium on the GUI served on the registry."""
-    screen.ui_run_kwargs["root"] = create_root(Connection(registry.url))
+    screen.ui_run_kwargs["root"] = create_root(
+        Connection(registry.url, workspace_id=registry.workspace_id)
+    )
     screen.ui_run_kwargs["storage_secret"] = "test secret"
     # The browser resolves no host name (see `nicegui_chrome_options`), not even localhost.
     screen.url = f"http://127.0.0.1:{screen.PORT}"

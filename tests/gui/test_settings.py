@@ -16,14 +16,12 @@ import httpx
 import pytest
 from nicegui import ui
 from nicegui.testing import User
-from nicegui.testing.user_simulation import user_simulation
 
 from stardag_graphql.settings import Settings
-from stardag_gui.app import create_root
 from stardag_gui.context import Connection
 from tests.graphql.conftest import AUDIENCE, server_mode_at, server_settings, serving_settings
 from tests.graphql.tenants import ServerMode, Tenant, make_tenant
-from tests.gui.conftest import Registry, eventually
+from tests.gui.conftest import Registry, eventually, gui_on
 from tests.identity_provider import IdentityProvider
 
 ORGANIZATION = """
@@ -41,33 +39,6 @@ query($w: ID!) {
   workspace(id: $w) { targetRoots { name uri } apiKeys { name prefix revokedAt } }
 }
 """
-
-
-TEARDOWN_RACE = "Could not cancel"
-"""NiceGUI's log line when its teardown outlasts 2 s: an outbox loop's ``asyncio.wait_for``
-swallows the cancellation when it lands on the loop's 1 s timeout (Python 3.11's
-``wait_for``), so that loop stops only on the next round. Unrelated to the code under test."""
-
-
-@contextlib.asynccontextmanager
-async def gui_on(connection: Connection, caplog: pytest.LogCaptureFixture) -> AsyncIterator[User]:
-    """A simulated person using the GUI on ``connection``; fails the test on an error log
-    (but NiceGUI's teardown race, see ``TEARDOWN_RACE``)."""
-    async with user_simulation(root=create_root(connection)) as user:
-        yield user
-    errors = [
-        record.getMessage()
-        for record in caplog.get_records("call")
-        if record.levelname == "ERROR" and not record.getMessage().startswith(TEARDOWN_RACE)
-    ]
-    assert not errors, errors
-
-
-@pytest.fixture
-async def user(registry: Registry, caplog: pytest.LogCaptureFixture) -> AsyncIterator[User]:
-    """A simulated person using the GUI on the local registry."""
-    async with gui_on(Connection(registry.url, workspace_id=registry.workspace_id), caplog) as user:
-        yield user
 
 
 def choice(user: User, marker: str) -> ui.select:

@@ -27,7 +27,8 @@ from stardag_gui.context import Connection
 from stardag_gui.signin import SIGNED_IN, save, saved
 from tests.conftest import free_port
 from tests.graphql.conftest import AUDIENCE, CLIENT_ID, server_settings, serving_settings
-from tests.gui.test_settings import gui_on, open_settings
+from tests.gui.conftest import gui_on
+from tests.gui.test_settings import open_settings
 from tests.identity_provider import IdentityProvider
 
 GUI_URL = "http://test"
