@@ -10,6 +10,7 @@ badge, around client-side routed pages::
     run(Connection("http://127.0.0.1:8000"), port=8080)
 """
 
+import functools
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -71,7 +72,8 @@ def create_root(connection: Connection) -> Callable[[Request], Awaitable[Respons
         gui = Gui(client, workspaces, chosen, account)
         pages = frame(gui)
         with ui.column().classes("w-full p-4 gap-4"):
-            pages.append(ui.sub_pages(ROUTES, data={"gui": gui}).classes("w-full"))
+            routes = {path: guarded(page) for path, page in ROUTES.items()}
+            pages.append(ui.sub_pages(routes, data={"gui": gui}).classes("w-full"))
         await prompts(gui)
         return None
 
@@ -118,6 +120,20 @@ def frame(gui: Gui) -> list[Any]:
             "dark-toggle"
         ).tooltip("Dark mode")
     return pages
+
+
+def guarded(page: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """``page``, showing what the registry said when it refuses or goes away while the page
+    is built, instead of failing in the background."""
+
+    @functools.wraps(page)
+    async def show(*args: Any, **kwargs: Any) -> None:
+        try:
+            await page(*args, **kwargs)
+        except RegistryError as error:
+            unreachable(str(error))
+
+    return show
 
 
 def unreachable(message: str) -> None:

@@ -1,12 +1,19 @@
 """The frame around every page: navigation, the workspace selector, dark mode, the live badge,
 and what a tab shows when the registry does not answer."""
 
+import asyncio
+import contextlib
+from pathlib import Path
+
 import pytest
 from nicegui import ui
 from nicegui.testing import User
 
+from stardag_graphql.app import create_app
+from stardag_graphql.migrations import ensure_schema
+from stardag_graphql.settings import Settings
 from stardag_gui.context import Connection
-from tests.conftest import free_port
+from tests.conftest import free_port, serving
 from tests.gui.conftest import Registry, gui_on, rows_of
 
 ORGANIZATION = "{ organizations { id } }"
@@ -70,3 +77,21 @@ async def test_a_registry_that_does_not_answer_is_named(
         await user.should_see("The registry did not answer")
         await user.should_see(f"cannot reach the registry at {url}")
         await user.should_see("Try again")
+
+
+async def test_a_registry_gone_mid_session_is_named_on_the_next_page(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}")
+    await ensure_schema(settings)
+    with contextlib.ExitStack() as registry:
+        url = registry.enter_context(serving(create_app(settings)))
+        async with gui_on(Connection(url), caplog) as user:
+            await user.open("/tasks")
+            await rows_of(user, 0)
+            await asyncio.get_running_loop().run_in_executor(None, registry.close)
+
+            user.find(kind=ui.link, content="Builds").click()
+
+            await user.should_see("The registry did not answer")
+            await user.should_see(f"cannot reach the registry at {url}")
