@@ -16,61 +16,23 @@ A workload is a function from the number of runs to table rows, listed in `WORKL
 
 import argparse
 import contextlib
-import functools
-import http.server
 import json
-import os
 import random
-import shutil
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
-import threading
-import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import nicegui
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from workloads.browser import Row, graphql, print_table, stardag_up, static_page, time_page
 
 from stardag_gui.graph import Node, chart_options
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-dev-shm-usage",
-    "--window-size=1280,800",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 ECHARTS_BUNDLE = Path(nicegui.__file__).parent / "elements" / "echart" / "dist"
-TIMEOUT = 60.0
 TASKS = 1_000
 LAYERS = 20
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the results table."""
-
-    workload: str
-    contender: str
-    seconds: list[float]
 
 
 def main() -> None:
@@ -199,146 +161,20 @@ def record_build(url: str, workspace_id: str, tasks: list[dict[str, Any]]) -> st
     return str(build_id)
 
 
-def time_page(page: str, *conditions: str, click: str | None = None) -> list[float]:
-    """Seconds until each JavaScript condition holds, in order (polled every 10 ms), in a
-    fresh browser: from navigating to ``page``, or, with ``click`` (a CSS selector), from
-    clicking that element of the loaded ``page``."""
-    driver = chromium()
-    try:
-        if click is not None:
-            driver.get(page)
-            wait_until(driver, f"document.querySelector({json.dumps(click)}) !== null")
-        started = time.perf_counter()
-        if click is None:
-            driver.get(page)
-        else:
-            driver.execute_script(f"document.querySelector({json.dumps(click)}).click()")
-        reached = []
-        for condition in conditions:
-            wait_until(driver, condition)
-            reached.append(time.perf_counter() - started)
-        return reached
-    finally:
-        driver.quit()
-
-
-def wait_until(driver: webdriver.Chrome, condition: str) -> None:
-    """Poll the JavaScript ``condition`` every 10 ms until it holds."""
-    deadline = time.perf_counter() + TIMEOUT
-    check = f"try {{ return !!({condition}); }} catch {{ return false; }}"
-    while not driver.execute_script(check):
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"{driver.current_url}: never reached {condition}")
-        time.sleep(0.01)
-
-
-def chromium() -> webdriver.Chrome:
-    """A fresh headless Debian Chromium that reaches loopback only."""
-    os.environ.update(SE_OFFLINE="true", SE_AVOID_STATS="true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-
-
-@contextlib.contextmanager
-def stardag_up(directory: Path) -> Iterator[str]:
-    """`stardag up` on a free port, a fresh home and SQLite file; yields its URL."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "STARDAG_HOME": str(directory / "home"),
-        "STARDAG_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'registry.db'}",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stardag_core", "up", "--port", str(port)],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("stardag up did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait()
-
-
-@contextlib.contextmanager
-def static_chart(options: dict[str, Any]) -> Iterator[str]:
+def static_chart(options: dict[str, Any]) -> contextlib.AbstractContextManager[str]:
     """A static page on loopback that draws ``options`` with ECharts alone; yields its URL.
     The chart has the size the build view gives it (full width, 70% of the height)."""
-    with tempfile.TemporaryDirectory() as directory:
-        root = Path(directory)
-        shutil.copytree(ECHARTS_BUNDLE, root, dirs_exist_ok=True)
-        (root / "graph.html").write_text(
-            "<!doctype html><html><body style='margin:0'>"
-            "<div id='chart' style='width:100vw;height:70vh'></div>"
-            "<script type='module'>"
-            "import { echarts } from './index.js';"
-            "window.chart = echarts.init(document.getElementById('chart'));"
-            f"window.chart.setOption({json.dumps(options)});"
-            "</script></body></html>"
-        )
-        handler = functools.partial(QuietHandler, directory=str(root))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_port}/graph.html"
-        finally:
-            server.shutdown()
-            thread.join()
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files without a log line per request."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
-def graphql(url: str, document: str, **variables: Any) -> dict[str, Any]:
-    """The data of ``document`` at the registry ``url``; raises on errors."""
-    request = urllib.request.Request(
-        f"{url}/graphql",
-        data=json.dumps({"query": document, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
+    return static_page(
+        "graph.html",
+        "<!doctype html><html><body style='margin:0'>"
+        "<div id='chart' style='width:100vw;height:70vh'></div>"
+        "<script type='module'>"
+        "import { echarts } from './index.js';"
+        "window.chart = echarts.init(document.getElementById('chart'));"
+        f"window.chart.setOption({json.dumps(options)});"
+        "</script></body></html>",
+        assets=ECHARTS_BUNDLE,
     )
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-        answer = json.load(response)
-    if answer.get("errors"):
-        raise RuntimeError(answer["errors"])
-    return dict(answer["data"])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def print_table(rows: list[Row]) -> None:
-    """Medians, spreads and ratios to each workload's first row (its floor), as markdown."""
-    print("| workload | contender | median | spread | ratio to the floor |")
-    print("|---|---|---:|---|---:|")
-    floors: dict[str, float] = {}
-    for row in rows:
-        median = statistics.median(row.seconds)
-        floor = floors.setdefault(row.workload, median)
-        spread = f"{min(row.seconds):.2f} to {max(row.seconds):.2f} s"
-        print(
-            f"| {row.workload} | {row.contender} | {median:.3f} s | {spread} "
-            f"| {median / floor:.2f} |"
-        )
 
 
 if __name__ == "__main__":

@@ -21,46 +21,18 @@ Target: under 1 s for the whole-workspace view.
 
 import argparse
 import contextlib
-import functools
 import html
-import http.server
-import json
-import os
 import random
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from workloads.browser import Row, graphql, print_table, stardag_up, static_page, time_page
 
 from stardag_gui.pages.tasks import FILTER_KEYS, TASKS, View, condition
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-dev-shm-usage",
-    "--window-size=1280,800",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-TIMEOUT = 120.0
 BATCH = 5_000
 PAGE = 25
 REGISTER = """
@@ -88,24 +60,22 @@ def main() -> None:
         print_table(rows)
 
 
-def contenders(
-    url: str, workspace_id: str, name: str, view: View, runs: int
-) -> list[tuple[str, str, list[float]]]:
+def contenders(url: str, workspace_id: str, name: str, view: View, runs: int) -> list[Row]:
     """The rows of one view: its floors, the queries alone, the bare frame, the explorer."""
     query = view.query_string()
     page = f"{url}/tasks" + (f"?{query}" if query else "")
     variables = {"w": workspace_id, "filter": view.task_filter()}
     tasks = graphql(url, TASKS, **variables, first=PAGE, after=None)["workspace"]["tasks"]
     with static_table(tasks["nodes"], view.columns) as floor:
-        rows = [(name, "static HTML table (floor)", times(floor, FLOOR_DONE, runs))]
+        rows = [Row(name, "static HTML table (floor)", times(floor, FLOOR_DONE, runs))]
     for label, document, extra in (
         ("page query", TASKS, {"first": PAGE, "after": None}),
         ("filter keys query", FILTER_KEYS, {"filter": None}),
     ):
         seconds = query_times(url, document, {**variables, **extra}, runs)
-        rows.append((name, f"registry {label} alone", seconds))
-    rows.append((name, "GUI frame, empty page", times(f"{url}/empty", FRAME_DONE, runs)))
-    rows.append((name, "task explorer", times(page, explorer_done(tasks["totalCount"]), runs)))
+        rows.append(Row(name, f"registry {label} alone", seconds))
+    rows.append(Row(name, "GUI frame, empty page", times(f"{url}/empty", FRAME_DONE, runs)))
+    rows.append(Row(name, "task explorer", times(page, explorer_done(tasks["totalCount"]), runs)))
     return rows
 
 
@@ -149,7 +119,7 @@ FRAME_DONE = "document.body.textContent.includes('404: sub page')"
 
 def times(page: str, condition_js: str, runs: int) -> list[float]:
     """Seconds from navigating to ``page`` until ``condition_js`` holds, in fresh browsers."""
-    return [open_until(page, condition_js) for _ in range(runs)]
+    return [time_page(page, condition_js)[0] for _ in range(runs)]
 
 
 def query_times(url: str, document: str, variables: dict[str, Any], runs: int) -> list[float]:
@@ -162,67 +132,9 @@ def query_times(url: str, document: str, variables: dict[str, Any], runs: int) -
     return seconds
 
 
-def open_until(page: str, condition_js: str) -> float:
-    """Seconds from navigating a fresh browser to ``page`` until ``condition_js`` holds
-    (polled every 10 ms)."""
-    driver = chromium()
-    try:
-        started = time.perf_counter()
-        driver.get(page)
-        deadline = started + TIMEOUT
-        while not driver.execute_script(
-            f"try {{ return !!({condition_js}); }} catch {{ return false; }}"
-        ):
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"{page}: never reached {condition_js}")
-            time.sleep(0.01)
-        return time.perf_counter() - started
-    finally:
-        driver.quit()
-
-
-def chromium() -> webdriver.Chrome:
-    """A fresh headless Debian Chromium that reaches loopback only."""
-    os.environ.update(SE_OFFLINE="true", SE_AVOID_STATS="true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-
-
-@contextlib.contextmanager
-def stardag_up(directory: Path) -> Iterator[str]:
-    """`stardag up` on a free port, a fresh home and SQLite file; yields its URL."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "STARDAG_HOME": str(directory / "home"),
-        "STARDAG_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'registry.db'}",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stardag_core", "up", "--port", str(port)],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("stardag up did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait()
-
-
-@contextlib.contextmanager
-def static_table(tasks: list[dict[str, Any]], columns: tuple[str, ...]) -> Iterator[str]:
+def static_table(
+    tasks: list[dict[str, Any]], columns: tuple[str, ...]
+) -> contextlib.AbstractContextManager[str]:
     """A static page on loopback with ``tasks`` as a plain HTML table; yields its URL."""
     header = ["task", "namespace", "status", "task id", *columns]
     cells = [
@@ -233,62 +145,12 @@ def static_table(tasks: list[dict[str, Any]], columns: tuple[str, ...]) -> Itera
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in cells
     )
-    with tempfile.TemporaryDirectory() as directory:
-        (Path(directory) / "table.html").write_text(
-            "<!doctype html><html><body><table><thead><tr>"
-            + "".join(f"<th>{name}</th>" for name in header)
-            + f"</tr></thead><tbody>{body}</tbody></table></body></html>"
-        )
-        handler = functools.partial(QuietHandler, directory=directory)
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_port}/table.html"
-        finally:
-            server.shutdown()
-            thread.join()
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files without a log line per request."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
-def graphql(url: str, document: str, **variables: Any) -> dict[str, Any]:
-    """The data of ``document`` at the registry ``url``; raises on errors."""
-    request = urllib.request.Request(
-        f"{url}/graphql",
-        data=json.dumps({"query": document, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
+    return static_page(
+        "table.html",
+        "<!doctype html><html><body><table><thead><tr>"
+        + "".join(f"<th>{name}</th>" for name in header)
+        + f"</tr></thead><tbody>{body}</tbody></table></body></html>",
     )
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-        answer = json.load(response)
-    if answer.get("errors"):
-        raise RuntimeError(answer["errors"])
-    return dict(answer["data"])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def print_table(rows: list[tuple[str, str, list[float]]]) -> None:
-    """Medians (and the slowest run) with ratios to each view's first row, its floor."""
-    print("| view | contender | median | slowest | ratio to the floor |")
-    print("|---|---|---:|---:|---:|")
-    floors: dict[str, float] = {}
-    for view, contender, seconds in rows:
-        median = statistics.median(seconds)
-        floor = floors.setdefault(view, median)
-        print(
-            f"| {view} | {contender} | {median:.3f} s | {max(seconds):.3f} s "
-            f"| {median / floor:.1f} |"
-        )
 
 
 if __name__ == "__main__":
