@@ -6,6 +6,7 @@ from typing import Any
 from nicegui import ui
 
 from stardag_gui.context import Gui
+from stardag_gui.paging import Pager
 from stardag_gui.style import STATUS_COLORS, show_duration, show_time
 
 BUILD_STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELLED")
@@ -40,32 +41,29 @@ COLUMNS = [
 
 
 class BuildList:
-    """The builds page's state: the status filter and the cursors of the pages seen."""
+    """The builds page's state: the status filter and the ``pageInfo`` of the page shown."""
 
     def __init__(self, gui: Gui) -> None:
         self.gui = gui
         self.status: str | None = None
-        self.cursors: list[str | None] = [None]
-        self.has_next = False
-        self.next_cursor: str | None = None
+        self.page_info: dict[str, Any] = {}
 
     async def counts(self) -> dict[str, int]:
         data = await self.gui.query(COUNTS, w=self.gui.workspace_id)
         counts = data["workspace"]
         return {status: counts[status.lower()]["totalCount"] for status in BUILD_STATUSES}
 
-    async def page(self) -> list[dict[str, Any]]:
+    async def page(self, after: str | None) -> list[dict[str, Any]]:
         status_filter = {"statuses": [self.status]} if self.status else None
         data = await self.gui.query(
             BUILDS,
             w=self.gui.workspace_id,
             filter=status_filter,
             first=PAGE_SIZE,
-            after=self.cursors[-1],
+            after=after,
         )
         builds = data["workspace"]["builds"]
-        self.has_next = builds["pageInfo"]["hasNextPage"]
-        self.next_cursor = builds["pageInfo"]["endCursor"]
+        self.page_info = builds["pageInfo"]
         return [row(build) for build in builds["nodes"]]
 
 
@@ -106,23 +104,13 @@ async def builds_page(gui: Gui) -> None:
 
     async def toggle(status: str) -> None:
         state.status = None if state.status == status else status
-        state.cursors = [None]
+        pager.restart()
         await counters.refresh()
         await show()
 
     async def show() -> None:
-        table.rows = await state.page()
-        previous.set_enabled(len(state.cursors) > 1)
-        following.set_enabled(state.has_next)
-        position.set_text(f"page {len(state.cursors)}")
-
-    async def forward() -> None:
-        state.cursors.append(state.next_cursor)
-        await show()
-
-    async def back() -> None:
-        state.cursors.pop()
-        await show()
+        table.rows = await state.page(pager.cursor)
+        pager.shown(state.page_info, f"page {pager.number}")
 
     ui.label(f"Builds of {gui.workspace.label}").classes("text-h5")
     await counters()
@@ -133,10 +121,7 @@ async def builds_page(gui: Gui) -> None:
         f':style="{{background: ({STATUS_COLORS})[props.value]}}" /></q-td>',
     )
     table.on("rowClick", lambda event: ui.navigate.to(f"/builds/{event.args[1]['id']}"))
-    with ui.row().classes("items-center gap-2"):
-        previous = ui.button(icon="chevron_left", on_click=back).props("flat round")
-        position = ui.label()
-        following = ui.button(icon="chevron_right", on_click=forward).props("flat round")
+    pager = Pager(show)
     await show()
 
 

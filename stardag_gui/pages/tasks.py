@@ -23,6 +23,7 @@ from starlette.datastructures import QueryParams
 from stardag_core.exceptions import RegistryError
 from stardag_gui.context import Gui
 from stardag_gui.pages.builds import no_workspace
+from stardag_gui.paging import Pager
 from stardag_gui.style import STATUS_COLORS, show_time
 
 TASK_STATUSES = tuple(STATUS_COLORS)
@@ -220,29 +221,26 @@ def scalar(text: str) -> str | int | float | bool | None:
 
 @dataclass
 class TaskExplorer:
-    """The explorer's state: the view, the cursors of the pages seen, the rows shown."""
+    """The explorer's state: the view, the rows shown and where they stand among all."""
 
     gui: Gui
     view: View
-    cursors: list[str | None] = field(default_factory=lambda: [None])
-    has_next: bool = False
-    next_cursor: str | None = None
     total: int = 0
+    page_info: dict[str, Any] = field(default_factory=dict)
     nodes: list[dict[str, Any]] = field(default_factory=list)
 
-    async def load(self) -> None:
-        """Ask the registry for the current page."""
+    async def load(self, after: str | None) -> None:
+        """Ask the registry for the page after cursor ``after`` (None: the first)."""
         data = await self.gui.query(
             TASKS,
             w=self.gui.workspace_id,
             filter=self.view.task_filter(),
             first=self.view.size,
-            after=self.cursors[-1],
+            after=after,
         )
         tasks = data["workspace"]["tasks"]
         self.total = tasks["totalCount"]
-        self.has_next = tasks["pageInfo"]["hasNextPage"]
-        self.next_cursor = tasks["pageInfo"]["endCursor"]
+        self.page_info = tasks["pageInfo"]
         self.nodes = tasks["nodes"]
 
     def rows(self) -> list[dict[str, Any]]:
@@ -365,18 +363,7 @@ async def tasks_page(gui: Gui, arguments: PageArguments) -> None:
         f':style="{{background: ({STATUS_COLORS})[props.value]}}" /></q-td>',
     )
     table.on("rowClick", lambda event: ui.navigate.to(f"/tasks/{event.args[1]['id']}"))
-    with ui.row().classes("items-center gap-2"):
-        previous = (
-            ui.button(icon="chevron_left", on_click=lambda: back())
-            .props("flat round")
-            .mark("previous-page")
-        )
-        position = ui.label().classes("page-position")
-        following = (
-            ui.button(icon="chevron_right", on_click=lambda: forward())
-            .props("flat round")
-            .mark("next-page")
-        )
+    pager = Pager(lambda: show())
 
     def show_chips() -> None:
         chips.clear()
@@ -392,39 +379,28 @@ async def tasks_page(gui: Gui, arguments: PageArguments) -> None:
 
     async def show() -> None:
         try:
-            await state.load()
+            await state.load(pager.cursor)
         except RegistryError as error:
             refused.set_text(f"The registry refused this view: {error}")
             table.rows = []
-            previous.set_enabled(False)
-            following.set_enabled(False)
+            pager.stop()
             return
         refused.set_text("")
         table.columns = state.columns()
         table.rows = state.rows()
-        previous.set_enabled(len(state.cursors) > 1)
-        following.set_enabled(state.has_next)
-        first = (len(state.cursors) - 1) * state.view.size
+        first = (pager.number - 1) * state.view.size
         last = first + len(state.nodes)
-        position.set_text(f"{first + 1 if last else 0}-{last} of {state.total}")
+        pager.shown(state.page_info, f"{first + 1 if last else 0}-{last} of {state.total}")
 
     async def apply() -> None:
         remember(state.view)
-        state.cursors = [None]
+        pager.restart()
         show_chips()
         await show()
 
     async def remove(c: Condition) -> None:
         state.view = state.view.removing(c)
         await apply()
-
-    async def forward() -> None:
-        state.cursors.append(state.next_cursor)
-        await show()
-
-    async def back() -> None:
-        state.cursors.pop()
-        await show()
 
     def columns_chosen(event: events.ValueChangeEventArguments[Any]) -> None:
         state.view = replace(state.view, columns=tuple(event.value or ()))
