@@ -222,7 +222,7 @@ class Settings:
                             "Switch to it",
                             on_click=lambda slug=organization["slug"]: self.switch(slug),
                         ).props("flat dense").mark(f"switch-{organization['slug']}")
-            organization_form(self.create_organization)
+            creation_form("organization", ("Machine learning", "ml"), self.create_organization)
 
     async def create_organization(self, slug: str, name: str) -> None:
         """Create an organization owned by the caller, then show it."""
@@ -245,8 +245,10 @@ class Settings:
             for workspace in organization["workspaces"]:
                 self.workspace_row(workspace, manager)
             if manager:
-                new_workspace_form(
-                    lambda slug, name: self.create_workspace(organization, slug, name)
+                creation_form(
+                    "workspace",
+                    ("Experiments", "experiments"),
+                    lambda slug, name: self.create_workspace(organization, slug, name),
                 )
 
     def member(self, organization: dict[str, Any], member: dict[str, Any], manager: bool) -> None:
@@ -461,7 +463,7 @@ def organization_prompt(gui: Gui) -> None:
             "You are not in any organization yet. Create one (it comes with a workspace named "
             "default), or ask an owner of an existing one to invite you."
         )
-        organization_form(create)
+        creation_form("organization", ("Machine learning", "ml"), create)
     dialog.open()
 
 
@@ -544,26 +546,18 @@ def invitation(invite: dict[str, Any]) -> None:
     ).classes("invitation")
 
 
-def organization_form(create: Callable[[str, str], Awaitable[None]]) -> None:
-    """Fields and a button to create an organization."""
+def creation_form(
+    kind: str, example: tuple[str, str], create: Callable[[str, str], Awaitable[None]]
+) -> None:
+    """Name and slug fields (``example`` shows one of each) and a button that creates a
+    ``kind`` (``organization`` or ``workspace``) with ``create(slug, name)``."""
     with ui.row().classes("items-end gap-2"):
-        name = ui.input("Name", placeholder="Machine learning").mark("organization-name")
-        slug = ui.input("Slug", placeholder="ml").mark("organization-slug")
+        name = ui.input("Name", placeholder=example[0]).mark(f"{kind}-name")
+        slug = ui.input("Slug", placeholder=example[1]).mark(f"{kind}-slug")
         ui.button(
-            "Create organization",
+            f"Create {kind}",
             on_click=lambda: create(slug.value.strip(), name.value.strip()),
-        ).mark("create-organization")
-
-
-def new_workspace_form(create: Callable[[str, str], Awaitable[None]]) -> None:
-    """Fields and a button to create a workspace."""
-    with ui.row().classes("items-end gap-2"):
-        name = ui.input("Name", placeholder="Experiments").mark("workspace-name")
-        slug = ui.input("Slug", placeholder="experiments").mark("workspace-slug")
-        ui.button(
-            "Create workspace",
-            on_click=lambda: create(slug.value.strip(), name.value.strip()),
-        ).mark("create-workspace")
+        ).mark(f"create-{kind}")
 
 
 def show_secret(name: str, secret: str) -> None:
