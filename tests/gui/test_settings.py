@@ -73,6 +73,37 @@ async def open_settings(user: User) -> None:
     await user.should_see(marker="organization-name", retries=50)
 
 
+def create(user: User, kind: str, name: str, slug: str) -> None:
+    """Fill in the form that creates a ``kind`` (organization or workspace) and send it."""
+    user.find(marker=f"{kind}-name").type(name)
+    user.find(marker=f"{kind}-slug").type(slug)
+    user.find(marker=f"create-{kind}").click()
+
+
+def create_api_key(user: User, name: str) -> None:
+    """Ask for a new API key named ``name``."""
+    user.find(marker="key-name").type(name)
+    user.find(marker="create-key").click()
+
+
+def api_key(registry: Registry, name: str) -> Any:
+    """The demo workspace's API key ``name`` as the registry has it now."""
+    (key,) = [k for k in local_workspace(registry)["apiKeys"] if k["name"] == name]
+    return key
+
+
+def send_invite(user: User, email: str, role: str) -> None:
+    """Invite ``email`` as ``role`` through the members section."""
+    user.find(marker="invite-email").type(email)
+    choice(user, "invite-role").set_value(role)
+    user.find(marker="invite").click()
+
+
+async def told_refused(user: User) -> None:
+    """Wait until a notification says the registry refused."""
+    await eventually(lambda: any("refused" in message for message in user.notify.messages))
+
+
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
     """Wait until the asynchronous ``check()`` holds."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -87,9 +118,7 @@ async def test_creating_an_organization_makes_the_caller_its_owner_and_shows_it(
     slug = unique("ml")
     await open_settings(user)
 
-    user.find(marker="organization-name").type("Machine learning")
-    user.find(marker="organization-slug").type(slug)
-    user.find(marker="create-organization").click()
+    create(user, "organization", "Machine learning", slug)
 
     await eventually(lambda: organization(registry, slug) is not None)
     assert organization(registry, slug) == {
@@ -104,11 +133,9 @@ async def test_creating_an_organization_makes_the_caller_its_owner_and_shows_it(
 async def test_a_refusal_of_the_registry_is_a_notification(user: User, registry: Registry) -> None:
     await open_settings(user)
 
-    user.find(marker="organization-name").type("Taken")
-    user.find(marker="organization-slug").type("local")
-    user.find(marker="create-organization").click()
+    create(user, "organization", "Taken", "local")
 
-    await eventually(lambda: any("refused" in message for message in user.notify.messages))
+    await told_refused(user)
     assert organization(registry)["workspaces"][0]["slug"] == "default"
     await user.should_see("Members of Local")
 
@@ -117,9 +144,7 @@ async def test_creating_and_archiving_a_workspace(user: User, registry: Registry
     slug = unique("exp")
     await open_settings(user)
 
-    user.find(marker="workspace-name").type("Experiments")
-    user.find(marker="workspace-slug").type(slug)
-    user.find(marker="create-workspace").click()
+    create(user, "workspace", "Experiments", slug)
 
     await user.should_see("Target roots of Experiments", retries=50)
     assert slug in {w["slug"] for w in local_organization(registry)["workspaces"]}
@@ -160,14 +185,13 @@ async def test_an_api_key_secret_is_shown_once_and_the_key_can_be_revoked(
     name = unique("ci")
     await open_settings(user)
 
-    user.find(marker="key-name").type(name)
-    user.find(marker="create-key").click()
+    create_api_key(user, name)
     await user.should_see(marker="copy-secret")
     (shown,) = [label.text for label in user.find(ui.label).elements if "secret" in label.classes]
     user.find(marker="copy-secret").click()
     user.find(marker="secret-done").click()
 
-    (key,) = [k for k in local_workspace(registry)["apiKeys"] if k["name"] == name]
+    key = api_key(registry, name)
     assert key["prefix"] in shown
     assert len(shown) > len(key["prefix"]) + 16
     assert works(registry, shown)
@@ -180,7 +204,7 @@ async def test_an_api_key_secret_is_shown_once_and_the_key_can_be_revoked(
     user.find(marker="confirm").click()
     await user.should_see(f"Revoked {name}")
 
-    (key,) = [k for k in local_workspace(registry)["apiKeys"] if k["name"] == name]
+    key = api_key(registry, name)
     assert key["revokedAt"] is not None
     assert not works(registry, shown)
 
@@ -190,19 +214,18 @@ async def test_revoking_an_api_key_waits_for_the_confirmation(
 ) -> None:
     name = unique("bot")
     await open_settings(user)
-    user.find(marker="key-name").type(name)
-    user.find(marker="create-key").click()
+    create_api_key(user, name)
     await user.should_see(marker="secret-done")
     await user.should_see(f"Created the API key {name}")
     user.find(marker="secret-done").click()
-    (key,) = [k for k in local_workspace(registry)["apiKeys"] if k["name"] == name]
+    key = api_key(registry, name)
     await user.should_see(marker=f"revoke-{key['prefix']}")
 
     user.find(marker=f"revoke-{key['prefix']}").click()
     await user.should_see("stops working at once")
     user.find("Cancel").click()
 
-    (key,) = [k for k in local_workspace(registry)["apiKeys"] if k["name"] == name]
+    key = api_key(registry, name)
     assert key["revokedAt"] is None
 
 
@@ -210,9 +233,7 @@ async def test_inviting_by_email_then_withdrawing(user: User, registry: Registry
     email = f"{unique('ada')}@example.com"
     await open_settings(user)
 
-    user.find(marker="invite-email").type(email)
-    choice(user, "invite-role").set_value("ADMIN")
-    user.find(marker="invite").click()
+    send_invite(user, email, "ADMIN")
     await user.should_see(f"Invited {email}")
     assert {"email": email, "role": "ADMIN"} in local_organization(registry)["invites"]
 
@@ -277,12 +298,18 @@ async def ask(server: ServerMode, credential: str, query: str, **variables: Any)
     return dict(answer["data"])
 
 
-async def members(server: ServerMode, tenant: Tenant) -> dict[str, str]:
-    """The tenant's members by email, with their roles, as its owner sees them."""
+async def organization_of(server: ServerMode, tenant: Tenant) -> dict[str, Any]:
+    """The tenant's organization as its owner sees it."""
     data = await ask(
         server, server.token(tenant, "owner"), ORGANIZATION, slug=f"org-{tenant.label}"
     )
-    return {m["user"]["email"]: m["role"] for m in data["organization"]["members"]}
+    return dict(data["organization"])
+
+
+async def members(server: ServerMode, tenant: Tenant) -> dict[str, str]:
+    """The tenant's members by email, with their roles, as its owner sees them."""
+    organization = await organization_of(server, tenant)
+    return {m["user"]["email"]: m["role"] for m in organization["members"]}
 
 
 async def test_an_owner_changes_a_members_role(
@@ -323,16 +350,12 @@ async def test_an_admin_who_may_not_make_owners_is_told_so(
     email = f"{unique('boss')}@example.com"
     async with gui_as(server, tenant, "admin", caplog) as user:
         await open_settings(user)
-        user.find(marker="invite-email").type(email)
-        choice(user, "invite-role").set_value("OWNER")
-        user.find(marker="invite").click()
+        send_invite(user, email, "OWNER")
 
-        await eventually(lambda: any("refused" in message for message in user.notify.messages))
+        await told_refused(user)
         await user.should_see(marker="invite-email")
-    data = await ask(
-        server, server.token(tenant, "owner"), ORGANIZATION, slug=f"org-{tenant.label}"
-    )
-    assert email not in {invite["email"] for invite in data["organization"]["invites"]}
+    invites = (await organization_of(server, tenant))["invites"]
+    assert email not in {invited["email"] for invited in invites}
 
 
 async def test_a_refused_role_change_shows_the_role_as_it_is(
@@ -344,7 +367,7 @@ async def test_a_refused_role_change_shows_the_role_as_it_is(
         await open_settings(user)
         choice(user, f"role-{target}").set_value("OWNER")
 
-        await eventually(lambda: any("refused" in message for message in user.notify.messages))
+        await told_refused(user)
         await eventually(lambda: choice(user, f"role-{target}").value == "MEMBER")
         assert (await members(server, tenant))[target] == "MEMBER"
 
@@ -376,6 +399,17 @@ async def invited(server: ServerMode) -> tuple[Tenant, Tenant, str]:
     return host, guest, str(data["inviteMember"]["id"])
 
 
+@contextlib.asynccontextmanager
+async def prompted(
+    server: ServerMode, guest: Tenant, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[User]:
+    """The GUI as the guest's owner, opened on its start page, asking about the invite."""
+    async with gui_as(server, guest, "owner", caplog) as user:
+        await user.open("/")
+        await user.should_see("You are invited")
+        yield user
+
+
 async def pending(server: ServerMode, guest: Tenant) -> list[str]:
     """The ids of the invites waiting for the guest's answer."""
     data = await ask(server, server.token(guest, "owner"), "{ viewer { invites { id } } }")
@@ -386,9 +420,7 @@ async def test_an_invite_accepted_at_the_prompt_makes_a_member(
     server: ServerMode, caplog: pytest.LogCaptureFixture
 ) -> None:
     host, guest, invite = await invited(server)
-    async with gui_as(server, guest, "owner", caplog) as user:
-        await user.open("/")
-        await user.should_see("You are invited")
+    async with prompted(server, guest, caplog) as user:
         await user.should_see(f"Org {host.label} (org-{host.label}) invites you as admin")
 
         user.find(marker=f"prompt-accept-{invite}").click()
@@ -402,10 +434,7 @@ async def test_an_invite_declined_at_the_prompt_is_gone(
     server: ServerMode, caplog: pytest.LogCaptureFixture
 ) -> None:
     host, guest, invite = await invited(server)
-    async with gui_as(server, guest, "owner", caplog) as user:
-        await user.open("/")
-        await user.should_see("You are invited")
-
+    async with prompted(server, guest, caplog) as user:
         user.find(marker=f"prompt-decline-{invite}").click()
         await user.should_see(f"You declined the invite to Org {host.label}")
 
@@ -417,10 +446,7 @@ async def test_an_invite_answered_later_stays_pending_and_is_not_asked_again(
     server: ServerMode, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, guest, invite = await invited(server)
-    async with gui_as(server, guest, "owner", caplog) as user:
-        await user.open("/")
-        await user.should_see("You are invited")
-
+    async with prompted(server, guest, caplog) as user:
         user.find(marker="prompt-later").click()
         await user.should_not_see("You are invited")
         assert await pending(server, guest) == [invite]
@@ -456,9 +482,7 @@ async def test_a_person_in_no_organization_is_prompted_to_create_one(
         await user.open("/")
         await user.should_see("Welcome to stardag")
 
-        user.find(marker="organization-name").type("Fresh start")
-        user.find(marker="organization-slug").type(slug)
-        user.find(marker="create-organization").click()
+        create(user, "organization", "Fresh start", slug)
 
         async def owns() -> bool:
             async with httpx.AsyncClient(base_url=server.url) as http:
@@ -475,9 +499,7 @@ async def test_what_people_typed_is_shown_as_text(user: User, registry: Registry
     slug = unique("evil")
     await open_settings(user)
 
-    user.find(marker="organization-name").type(hostile)
-    user.find(marker="organization-slug").type(slug)
-    user.find(marker="create-organization").click()
+    create(user, "organization", hostile, slug)
 
     await user.should_see(f"Workspaces of {hostile}", retries=50)
     assert organization(registry, slug)["workspaces"][0]["slug"] == "default"
