@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -22,13 +23,14 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from stardag_core.cli import app as cli
+from stardag_core.credentials import LoginRecord, RegistryToken
 from stardag_graphql.settings import Settings
 from stardag_gui.context import Connection
 from stardag_gui.signin import SIGNED_IN, save, saved
 from tests.conftest import free_port
 from tests.graphql.conftest import AUDIENCE, CLIENT_ID, server_settings, serving_settings
 from tests.gui.conftest import gui_on
-from tests.gui.test_settings import open_settings
+from tests.gui.test_settings import create, open_settings
 from tests.identity_provider import IdentityProvider
 
 GUI_URL = "http://test"
@@ -100,15 +102,34 @@ def registry_token(user: User) -> str:
     return signed_in[1].access_token.get_secret_value()
 
 
-async def viewer_email(team: str, token: str) -> str:
-    """Whose ``token`` it is, as the registry says."""
+async def signed_in(
+    person: User, provider: IdentityProvider
+) -> tuple[PersistentDict, LoginRecord, RegistryToken]:
+    """Sign in as ada and wait for the builds page; the person's storage and the sign-in
+    the GUI keeps there."""
+    await sign_in(person, provider)
+    await person.open("/")
+    await person.should_see("Builds of", retries=50)
+    store = storage_of(person)
+    kept = saved(store)
+    assert kept is not None
+    return store, *kept
+
+
+async def ask(team: str, token: str, query: str) -> Any:
+    """The data of ``query`` asked of the registry with ``token``."""
     async with httpx.AsyncClient() as http:
         answer = await http.post(
             f"{team}/graphql",
-            json={"query": "{ viewer { email } }"},
+            json={"query": query},
             headers={"Authorization": f"Bearer {token}"},
         )
-    return str(answer.json()["data"]["viewer"]["email"])
+    return answer.json()["data"]
+
+
+async def viewer_email(team: str, token: str) -> str:
+    """Whose ``token`` it is, as the registry says."""
+    return str((await ask(team, token, "{ viewer { email } }"))["viewer"]["email"])
 
 
 async def test_a_person_not_signed_in_sees_only_the_sign_in_page(person: User, team: str) -> None:
@@ -155,13 +176,7 @@ async def test_a_refusal_at_the_provider_is_shown(person: User, provider: Identi
 async def test_an_expired_registry_token_is_renewed_with_the_refresh_token(
     person: User, provider: IdentityProvider, team: str
 ) -> None:
-    await sign_in(person, provider)
-    await person.open("/")
-    await person.should_see("Builds of", retries=50)
-    store = storage_of(person)
-    signed_in = saved(store)
-    assert signed_in is not None
-    record, token = signed_in
+    store, record, token = await signed_in(person, provider)
     expired = token.model_copy(update={"expires_at": datetime.now(UTC) - timedelta(seconds=1)})
     save(store, record, expired)
 
@@ -182,13 +197,7 @@ async def test_an_expired_registry_token_is_renewed_with_the_refresh_token(
 async def test_a_sign_in_the_provider_no_longer_renews_ends(
     person: User, provider: IdentityProvider
 ) -> None:
-    await sign_in(person, provider)
-    await person.open("/")
-    await person.should_see("Builds of", retries=50)
-    store = storage_of(person)
-    signed_in = saved(store)
-    assert signed_in is not None
-    record, token = signed_in
+    store, record, token = await signed_in(person, provider)
     revoked = record.model_copy(update={"refresh_token": SecretStr("revoked-at-the-provider")})
     save(store, revoked, token.model_copy(update={"expires_at": datetime.now(UTC)}))
 
@@ -215,9 +224,7 @@ async def test_a_new_organization_is_entered_and_another_switched_to_with_a_toke
     await sign_in(person, provider)
     await open_settings(person)
 
-    person.find(marker="organization-name").type("Research")
-    person.find(marker="organization-slug").type("research")
-    person.find(marker="create-organization").click()
+    create(person, "organization", "Research", "research")
 
     await person.should_see("Workspaces of Research", retries=50)
     assert await reached(team, registry_token(person)) == ["research"]
@@ -230,13 +237,8 @@ async def test_a_new_organization_is_entered_and_another_switched_to_with_a_toke
 
 async def reached(team: str, token: str) -> list[str]:
     """The organizations ``token`` reaches, by slug."""
-    async with httpx.AsyncClient() as http:
-        answer = await http.post(
-            f"{team}/graphql",
-            json={"query": "{ organizations { slug } }"},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-    return [organization["slug"] for organization in answer.json()["data"]["organizations"]]
+    data = await ask(team, token, "{ organizations { slug } }")
+    return [organization["slug"] for organization in data["organizations"]]
 
 
 def test_stardag_gui_with_sign_in_serves_a_team_on_any_address(
