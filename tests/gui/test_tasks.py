@@ -159,7 +159,11 @@ async def test_chosen_parameter_columns_show_their_values(user: User, batch: lis
 
     choose(user, "column-choice", ["i", "parity"])
 
-    await eventually(lambda: "param.parity" in table_rows(user)[0])
+    def both_columns_shown() -> bool:
+        rows = table_rows(user)
+        return bool(rows) and all("param.i" in row and "param.parity" in row for row in rows)
+
+    await eventually(both_columns_shown)
     shown = {row["id"]: (row["param.i"], row["param.parity"]) for row in table_rows(user)}
     assert shown[batch[4]] == ("4", "even")
     await eventually(lambda: address(user) == "/tasks?namespace=tests&columns=i%2Cparity")
