@@ -249,24 +249,31 @@ def test_a_token_not_signed_by_the_registry_is_refused(
         signer.verify(token)
 
 
-WRONG_CLAIMS = {
-    "another issuer": (claims(iss="https://other.example"), "was issued by another registry"),
-    "another audience": (claims(aud="stardag"), "is not meant for the registry"),
-    "no expiry": (claims(exp=None), "invalid `exp` claim"),
-    "no subject": (claims(sub=None), "invalid `sub` claim"),
-    "no organization": (claims(org=None), "invalid `org` claim"),
-    "a subject that is no UUID": (claims(sub="alice"), "names no valid user"),
-    "an organization that is no UUID": (claims(org=42), "names no valid user or organization"),
-    "issued in the future": (claims(iat=int(time.time()) + 3600), "is not valid yet"),
+WRONG_CLAIMS: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
+    # Claims are made when a test runs: made at collection, they would expire in a long run.
+    "another issuer": (
+        lambda: claims(iss="https://other.example"),
+        "was issued by another registry",
+    ),
+    "another audience": (lambda: claims(aud="stardag"), "is not meant for the registry"),
+    "no expiry": (lambda: claims(exp=None), "invalid `exp` claim"),
+    "no subject": (lambda: claims(sub=None), "invalid `sub` claim"),
+    "no organization": (lambda: claims(org=None), "invalid `org` claim"),
+    "a subject that is no UUID": (lambda: claims(sub="alice"), "names no valid user"),
+    "an organization that is no UUID": (
+        lambda: claims(org=42),
+        "names no valid user or organization",
+    ),
+    "issued in the future": (lambda: claims(iat=int(time.time()) + 3600), "is not valid yet"),
 }
 
 
 @pytest.mark.parametrize(("payload", "message"), WRONG_CLAIMS.values(), ids=WRONG_CLAIMS.keys())
 def test_a_token_signed_with_our_key_but_wrong_claims_is_refused(
-    signer: TokenSigner, key: ECKey, payload: dict[str, Any], message: str
+    signer: TokenSigner, key: ECKey, payload: Callable[[], dict[str, Any]], message: str
 ) -> None:
     with pytest.raises(CredentialError, match=message) as caught:
-        signer.verify(sign(payload, key, signer.kid))
+        signer.verify(sign(payload(), key, signer.kid))
 
     assert str(caught.value).startswith("the registry token ")
     assert str(caught.value).endswith("sign in again with `stardag auth login`")
