@@ -11,53 +11,20 @@ time until the registry had every report, with their ratios to the build without
 """
 
 import argparse
-import contextlib
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
+
+from workloads.serving import stardag_server
 
 HERE = Path(__file__).parent
 WORKLOADS = HERE / "workloads"
 MODES = ("none", "registry", "locks")
-
-
-@contextlib.contextmanager
-def registry_server(directory: Path) -> Iterator[str]:
-    """`stardag serve` on a free port and a fresh SQLite file; yields its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    environment = {
-        **os.environ,
-        "STARDAG_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'registry.db'}",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stardag_core", "serve", "--port", str(port)],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the registry did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait()
 
 
 def workspace_of(url: str) -> str:
@@ -105,7 +72,10 @@ def main() -> None:
     builds: dict[str, list[float]] = {mode: [] for mode in MODES}
     reports: dict[str, list[float]] = {mode: [] for mode in MODES}
     floors: list[float] = []
-    with tempfile.TemporaryDirectory() as directory, registry_server(Path(directory)) as url:
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        stardag_server("serve", Path(directory)) as url,
+    ):
         workspace = workspace_of(url)
         for _ in range(runs):  # interleaved, so that drift hits every contender alike
             floors.append(floor_seconds(n))

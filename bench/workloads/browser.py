@@ -13,10 +13,7 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,6 +25,7 @@ from typing import Any
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from workloads.serving import free_port, stardag_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -115,34 +113,11 @@ def chromium() -> webdriver.Chrome:
     return webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
 
 
-@contextlib.contextmanager
-def stardag_up(directory: Path) -> Iterator[str]:
+def stardag_up(directory: Path) -> contextlib.AbstractContextManager[str]:
     """`stardag up` on a free port, a fresh home and SQLite file; yields its URL."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "STARDAG_HOME": str(directory / "home"),
-        "STARDAG_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'registry.db'}",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stardag_core", "up", "--port", str(port)],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return stardag_server(
+        "up", directory, environment={"STARDAG_HOME": str(directory / "home")}, timeout=TIMEOUT
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("stardag up did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait()
 
 
 @contextlib.contextmanager
@@ -184,9 +159,3 @@ def graphql(url: str, document: str, **variables: Any) -> dict[str, Any]:
     if answer.get("errors"):
         raise RuntimeError(answer["errors"])
     return dict(answer["data"])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -1,0 +1,54 @@
+"""A ``stardag`` server command (``serve`` or ``up``) in a subprocess on a free loopback port,
+on a fresh SQLite file, for the benchmarks that measure against a running registry."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def stardag_server(
+    command: str,
+    directory: Path,
+    *,
+    environment: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> Iterator[str]:
+    """`stardag <command>` on a free port with its database in ``directory``, once its
+    health check answers; yields its URL and stops it afterwards."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stardag_core", command, "--port", str(port)],
+        env={
+            **os.environ,
+            "STARDAG_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'registry.db'}",
+            **(environment or {}),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"stardag {command} did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait()
