@@ -46,6 +46,7 @@ from stardag_core.params import Param
 from stardag_core.registry import (
     BuildLocks,
     BuildRecord,
+    FoundTask,
     Lease,
     LockingRegistry,
     LogLine,
@@ -94,6 +95,7 @@ __all__ = [
     "Executor",
     "FailMode",
     "FileTarget",
+    "FoundTask",
     "GZip",
     "InlineExecutor",
     "JSONRegistryAsset",

@@ -1,7 +1,8 @@
 """The registry hook points: what a build reports, and to whom.
 
-A registry hears that a build started and finished, and what happened to each task. The
-methods must not block: a registry that talks to a server queues what it hears and sends it
+A registry hears that a build started and finished, which tasks it found (with what each
+needs, as the build's own graph has it), and what happened to each task. The methods must
+not block: a registry that talks to a server queues what it hears and sends it
 in the background. ``NoOpRegistry`` hears and forgets; the GraphQL registry plugs in here.
 
 A registry that also holds *build locks* (``LockingRegistry``) lets many workers build the
@@ -59,6 +60,15 @@ class TaskEvent:
 
 
 @dataclass(frozen=True)
+class FoundTask:
+    """A task a build found, with the tasks it needs; ``needs`` is None for a task found
+    complete, whose dependencies the build did not look into."""
+
+    task: Task
+    needs: tuple[Task, ...] | None
+
+
+@dataclass(frozen=True)
 class LogLine:
     """A line a task's run wrote: its number in the run's log, its stream (``stdout``,
     ``stderr`` or ``log``), its text and when."""
@@ -74,6 +84,11 @@ class Registry(Protocol):
 
     def build_started(self, build: BuildRecord) -> None:
         """A build began."""
+        ...
+
+    def tasks_found(self, build: BuildRecord, found: Sequence[FoundTask]) -> None:
+        """The build found these tasks: all of its graph once it is discovered, before any
+        task runs, and later the tasks a run yields."""
         ...
 
     def task_event(self, event: TaskEvent) -> None:
@@ -98,6 +113,9 @@ class NoOpRegistry:
 
     def build_started(self, build: BuildRecord) -> None:
         """Ignore the build."""
+
+    def tasks_found(self, build: BuildRecord, found: Sequence[FoundTask]) -> None:
+        """Ignore the tasks."""
 
     def task_event(self, event: TaskEvent) -> None:
         """Ignore the event."""

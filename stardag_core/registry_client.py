@@ -27,7 +27,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from stardag_core.assets import MarkdownRegistryAsset, RegistryAsset
 from stardag_core.channel import Channel, Credential, RegistryRefused, RegistryUnavailable
 from stardag_core.outbox import Message, Outbox
 from stardag_core.profiles import stardag_home
-from stardag_core.registry import BuildRecord, LogLine, TaskEvent, TaskEventKind
+from stardag_core.registry import BuildRecord, FoundTask, LogLine, TaskEvent, TaskEventKind
 from stardag_core.registry_locks import GraphQLLocks
 from stardag_core.tasks import Task, flatten_targets, flatten_tasks
 
@@ -93,7 +93,7 @@ def git_commit() -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def registration(task: Task) -> dict[str, Any]:
+def registration(task: Task, dependencies: Sequence[Task]) -> dict[str, Any]:
     """A task as `registerTasks` takes it: the payload its id hashes (nested tasks as their
     ids, so a task's size does not grow with its ancestry), output and direct dependencies."""
     cls = type(task)
@@ -106,8 +106,17 @@ def registration(task: Task) -> dict[str, Any]:
         "version": cls.get_version(),
         "parameters": task.id_payload(),
         "outputUri": output_uri,
-        "dependencies": [str(dependency.id) for dependency in flatten_tasks(task.requires())],
+        "dependencies": [str(dependency.id) for dependency in dependencies],
     }
+
+
+def requirements(task: Task) -> tuple[Task, ...]:
+    """What `task` requires; nothing when its `requires()` raises (the build reports that
+    failure: registering the task must not fail with it)."""
+    try:
+        return tuple(flatten_tasks(task.requires()))
+    except Exception:
+        return ()
 
 
 class GraphQLRegistry:
@@ -146,10 +155,16 @@ class GraphQLRegistry:
     # The engine's hooks: they only queue.
 
     def build_started(self, build: BuildRecord) -> None:
-        """Queue the build's start and the registration of the tasks it was asked for."""
-        key = str(build.id)
-        self._put("start", {"key": key, "commit": git_commit()})
-        self._register(build.id, list(build.roots), roots=[str(root.id) for root in build.roots])
+        """Queue the build's start."""
+        self._put("start", {"key": str(build.id), "commit": git_commit()})
+
+    def tasks_found(self, build: BuildRecord, found: Sequence[FoundTask]) -> None:
+        """Queue the registration of the tasks the build found, with the dependencies its
+        graph has for them (no `requires()` called again), and mark its roots among them."""
+        root_ids = {root.id for root in build.roots}
+        roots = [str(item.task.id) for item in found if item.task.id in root_ids]
+        needs = {item.task.id: item.needs for item in found}
+        self._register(build.id, [item.task for item in found], roots, needs)
 
     def task_event(self, event: TaskEvent) -> None:
         """Queue what happened to a task (registering it and its upstream first, once)."""
@@ -251,10 +266,16 @@ class GraphQLRegistry:
         self._wake.set()
         return seq
 
-    def _register(self, build_id: uuid.UUID, tasks: list[Task], roots: Sequence[str] = ()) -> None:
+    def _register(
+        self,
+        build_id: uuid.UUID,
+        tasks: Sequence[Task],
+        roots: Sequence[str] = (),
+        needs: Mapping[uuid.UUID, tuple[Task, ...] | None] | None = None,
+    ) -> None:
         """Queue the registration of `tasks` and of their upstream not yet registered,
         dependencies first, in requests of at most `TASKS_PER_REQUEST` tasks."""
-        payloads = [payload for task in tasks for payload in self._unregistered(build_id, task)]
+        payloads = self._unregistered(build_id, tasks, needs or {})
         for start in range(0, max(len(payloads), 1 if roots else 0), TASKS_PER_REQUEST):
             chunk = payloads[start : start + TASKS_PER_REQUEST]
             message = {"build": str(build_id), "tasks": chunk, "roots": list(roots)}
@@ -263,16 +284,34 @@ class GraphQLRegistry:
                 for payload in chunk:
                     self._registered[build_id, uuid.UUID(payload["taskId"])] = seq
 
-    def _unregistered(self, build_id: uuid.UUID, task: Task) -> Iterator[dict[str, Any]]:
-        """Registrations of `task` and of its upstream not yet registered in the build,
-        dependencies first."""
-        with self._lock:
-            if (build_id, task.id) in self._registered:
-                return
-            self._registered[build_id, task.id] = -1  # claimed; its seq is known once queued
-        for dependency in flatten_tasks(task.requires()):
-            yield from self._unregistered(build_id, dependency)
-        yield registration(task)
+    def _unregistered(
+        self,
+        build_id: uuid.UUID,
+        tasks: Sequence[Task],
+        needs: Mapping[uuid.UUID, tuple[Task, ...] | None],
+    ) -> list[dict[str, Any]]:
+        """Registrations of `tasks` and of their upstream not yet registered in the build,
+        dependencies first: a task's dependencies are those in `needs`, or else what its
+        `requires()` gives."""
+        ordered: list[dict[str, Any]] = []
+        # Depth first, iteratively (a chain of tasks can be deeper than Python's stack): a
+        # task is visited, its dependencies pushed above it, and it is registered when it
+        # surfaces again with them done.
+        stack: list[tuple[Task, tuple[Task, ...] | None]] = [(task, None) for task in tasks]
+        while stack:
+            task, dependencies = stack.pop()
+            if dependencies is not None:
+                ordered.append(registration(task, dependencies))
+                continue
+            with self._lock:
+                if (build_id, task.id) in self._registered:
+                    continue
+                self._registered[build_id, task.id] = -1  # claimed; its seq is known once queued
+            known = needs.get(task.id)
+            dependencies = requirements(task) if known is None else known
+            stack.append((task, dependencies))
+            stack.extend((dependency, None) for dependency in dependencies)
+        return ordered
 
     def _send_forever(self) -> None:
         channel = Channel(self.url, self._credential)

@@ -36,6 +36,7 @@ from stardag_core.progress import ProgressReporter
 from stardag_core.registry import (
     BuildLocks,
     BuildRecord,
+    FoundTask,
     Lease,
     NoOpRegistry,
     Registry,
@@ -170,6 +171,7 @@ class Scheduler:
             direct.append(node)
             if parent is not None:
                 self._link(parent, node)
+        found = list(frontier)
         while frontier:
             completeness = await self._check(frontier)
             next_frontier: list[_Node] = []
@@ -191,6 +193,9 @@ class Scheduler:
                 if node.state is _State.WAITING and node.waiting_on == 0:
                     self._enqueue(node)
             frontier = next_frontier
+            found.extend(frontier)
+        if found:
+            self._registry.tasks_found(self._build, [_found(node) for node in found])
         return direct
 
     def _node(self, task: Task, new_nodes: list[_Node]) -> _Node:
@@ -485,6 +490,14 @@ def _flushing(log: TaskLog) -> Iterator[None]:
             yield
     finally:
         log.flush()
+
+
+def _found(node: _Node) -> FoundTask:
+    """A node as the registry hears of it: with its dependencies, unless discovery stopped at
+    it (complete, or failing before its dependencies were known)."""
+    if node.state in (_State.COMPLETE, _State.FAILED):
+        return FoundTask(node.task, None)
+    return FoundTask(node.task, tuple(child.task for child in node.children))
 
 
 def _lease_loss(lease: Lease | None, error: Exception) -> LeaseLostError | None:

@@ -121,11 +121,15 @@ class Recorder:
     def __init__(self) -> None:
         self.builds: list[tuple[str, sd.BuildRecord, bool | None]] = []
         self.events: list[sd.TaskEvent] = []
+        self.found: list[sd.FoundTask] = []
         self.logs: dict[str, list[sd.LogLine]] = {}
         self.assets: dict[str, list[sd.RegistryAsset]] = {}
 
     def build_started(self, build: sd.BuildRecord) -> None:
         self.builds.append(("started", build, None))
+
+    def tasks_found(self, build: sd.BuildRecord, found: Sequence[sd.FoundTask]) -> None:
+        self.found.extend(found)
 
     def task_event(self, event: sd.TaskEvent) -> None:
         self.events.append(event)
@@ -284,6 +288,26 @@ def test_registry_hears_every_step(local_root: str) -> None:
     assert "disk on fire" in failed.error
     assert all(e.build_id == registry.builds[0][1].id for e in registry.events)
     assert all(e.at.tzinfo is not None for e in registry.events)
+    # The graph as the build found it: what each task needs, none for the complete one.
+    needs = {repr(item.task): item.needs for item in registry.found}
+    assert needs == {
+        repr(Add(left=Number(value=0), right=Number(value=1))): (
+            Number(value=0),
+            Number(value=1),
+        ),
+        repr(Needs(upstream=Broken())): (Broken(),),
+        repr(Number(value=0)): None,
+        repr(Number(value=1)): (),
+        repr(Broken()): (),
+    }
+
+
+def test_registry_hears_of_tasks_a_run_yields(local_root: str) -> None:
+    registry = Recorder()
+    sd.build(AsyncDynamic(n=2), registry=registry)
+    found = [repr(item.task) for item in registry.found]
+    assert found[0] == repr(AsyncDynamic(n=2))
+    assert sorted(found[1:]) == [repr(AsyncNumber(value=0)), repr(AsyncNumber(value=1))]
 
 
 def test_progress_bar_when_asked(local_root: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -50,6 +50,18 @@ class Broken(sd.AutoTask[int]):
         raise RuntimeError("disk on fire")
 
 
+class Link(sd.AutoTask[int]):
+    """A chain: each link needs the one before it."""
+
+    index: int
+
+    def requires(self) -> sd.TaskStruct:
+        return Link(index=self.index - 1) if self.index else None
+
+    def run(self) -> None:
+        self.output().save(self.index)
+
+
 def graphql(url: str, query: str, **variables: Any) -> dict[str, Any]:
     response = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables})
     body = response.json()
@@ -100,6 +112,23 @@ def test_a_build_appears_with_its_graph_and_statuses(
     added = next(t for t in build["graph"]["nodes"] if t["name"] == "Add")
     assert added["parameters"]["left"] == {"id": str(task.left.id)}
     assert task_id(added["parameters"]) == task.id
+
+
+def test_a_complete_chain_deeper_than_the_stack_is_registered_with_its_lineage(
+    server: str, local_root: str, tmp_path: Path
+) -> None:
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+    depth = sys.getrecursionlimit() + 500
+    Link(index=depth).output().save(depth)  # complete: the build looks no further
+
+    with registry_client(server, workspace, tmp_path / "outbox.db") as registry:
+        summary = sd.build(Link(index=depth), registry=registry)
+        assert registry.flush(60)
+
+    assert [task.id for task in summary.skipped] == [Link(index=depth).id]
+    (build,) = graphql(server, BUILDS, w=workspace)["workspace"]["builds"]["nodes"]
+    assert len(build["graph"]["nodes"]) == depth + 1
+    assert len(build["graph"]["edges"]) == depth
 
 
 def test_a_failure_is_recorded_with_its_traceback(
