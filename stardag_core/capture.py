@@ -11,9 +11,10 @@ its levels: a ``logger.info`` inside ``run`` is captured when logging lets it th
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from typing import TextIO
 
 from stardag_core.registry import LogLine, now
@@ -45,6 +46,16 @@ class TaskLog:
         if full:
             self.flush()
 
+    def extend(self, lines: Sequence[LogLine]) -> None:
+        """Add lines a run wrote elsewhere (in a worker process), numbered after the lines
+        so far and keeping their times."""
+        with self._lock:
+            for line in lines:
+                self._add(line.stream, line.text, line.at)
+            full = len(self._lines) >= FLUSH_LINES
+        if full:
+            self.flush()
+
     def flush(self) -> None:
         """Hand the lines so far (an unfinished line included) to the sink."""
         with self._lock:
@@ -55,8 +66,8 @@ class TaskLog:
         if lines:
             self._sink(lines)
 
-    def _add(self, stream: str, text: str) -> None:
-        self._lines.append(LogLine(self._seq, stream, text, now()))
+    def _add(self, stream: str, text: str, at: datetime | None = None) -> None:
+        self._lines.append(LogLine(self._seq, stream, text, at or now()))
         self._seq += 1
 
 
@@ -129,3 +140,18 @@ def capturing() -> Iterator[None]:
                     stream = getattr(sys, name)
                     if isinstance(stream, _Tee):
                         setattr(sys, name, stream.original)
+
+
+@contextmanager
+def capturing_into(log: TaskLog, level: int) -> Iterator[None]:
+    """Capture into ``log`` what the block prints, and what it logs at ``level`` or above:
+    for a run in a worker process, which has none of the build's logging set-up."""
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(level)
+    try:
+        with capturing(), logging_to(log):
+            yield
+    finally:
+        root.setLevel(previous)
+        log.flush()

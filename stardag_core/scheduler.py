@@ -117,6 +117,8 @@ class Scheduler:
         self._lock_threads: ThreadPoolExecutor | None = None
         # What runs log and print is captured only for a registry that keeps it.
         self._capture = not isinstance(registry, NoOpRegistry)
+        # Runs in worker processes capture at the level logging here lets through.
+        self._log_level = logging.getLogger().getEffectiveLevel() if self._capture else None
         self._executor = executor
         self._fail_fast = fail_mode == "fail_fast"
         self._registry = registry
@@ -403,7 +405,10 @@ class Scheduler:
         if self._executor.remote:
             # Outputs written in another process commit unguarded: write-once targets still
             # refuse to replace an output another worker committed.
-            return await self._executor.call(run_remote, task, self._settings)
+            remote = await self._executor.call(run_remote, task, self._settings, self._log_level)
+            if node.log is not None:
+                node.log.extend(remote.lines)
+            return remote.result()
         if node.lease is None:
             return await self._executor.call(start, task)
         with commit_guard(node.lease.check):

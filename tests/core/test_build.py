@@ -14,7 +14,16 @@ from uuid import UUID
 import pytest
 
 import stardag_core as sd
-from tests.core.examples.pipeline import Add, Number, SumOfChain, WhereRan, layered
+from tests.core.examples.pipeline import (
+    Add,
+    Chatty,
+    Grumpy,
+    Mute,
+    Number,
+    SumOfChain,
+    WhereRan,
+    layered,
+)
 
 RUNS: list[tuple[str, float, float]] = []
 RUNS_LOCK = threading.Lock()
@@ -408,36 +417,6 @@ def test_build_on_every_kind_of_target_root(any_root: str) -> None:
     assert [root.load() for root in roots] == [4, 5, 3]
 
 
-class Chatty(sd.AutoTask[int]):
-    """Logs and prints while it runs, and publishes two assets."""
-
-    n: int
-
-    def run(self) -> None:
-        logging.getLogger("tests.chatty").warning("working on %d", self.n)
-        print(f"half of {self.n}", end="")
-        print(f" is {self.n / 2}")
-        print("to stderr", file=sys.stderr)
-        self.output().save(self.n * 2)
-
-    def registry_assets(self) -> list[sd.RegistryAsset]:
-        doubled = self.output().load()
-        return [
-            sd.MarkdownRegistryAsset("report", f"# {self.n} doubled is {doubled}"),
-            sd.JSONRegistryAsset("metrics", {"doubled": doubled}),
-        ]
-
-
-class Mute(sd.AutoTask[int]):
-    """Writes nothing to any stream; needs two chatty tasks."""
-
-    left: sd.TaskLoads[int]
-    right: sd.TaskLoads[int]
-
-    def run(self) -> None:
-        self.output().save(self.left.output().load() + self.right.output().load())
-
-
 class BrokenAssets(sd.AutoTask[int]):
     def run(self) -> None:
         self.output().save(1)
@@ -446,7 +425,10 @@ class BrokenAssets(sd.AutoTask[int]):
         raise RuntimeError("no report today")
 
 
-@pytest.mark.parametrize("executor", [sd.InlineExecutor(), sd.ThreadExecutor(4)], ids=repr)
+EXECUTORS = [sd.InlineExecutor(), sd.ThreadExecutor(4), sd.ProcessExecutor(2)]
+
+
+@pytest.mark.parametrize("executor", EXECUTORS, ids=repr)
 def test_what_a_run_logs_and_prints_goes_to_its_task(
     local_root: str, executor: sd.Executor, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -467,8 +449,51 @@ def test_what_a_run_logs_and_prints_goes_to_its_task(
             (2, "stderr", "to stderr"),
         ]
     assert set(recorder.logs) == {repr(Chatty(n=1)), repr(Chatty(n=2))}  # Mute wrote nothing
-    assert "half of 2 is 1.0" in capsys.readouterr().out  # still printed as usual
+    if not executor.remote:
+        assert "half of 2 is 1.0" in capsys.readouterr().out  # still printed as usual
     assert sys.stdout is stdout  # put back after the build
+
+
+def test_a_run_on_dask_sends_back_what_it_logs_and_prints(local_root: str) -> None:
+    recorder = Recorder()
+
+    summary = sd.build(Chatty(n=4), registry=recorder, executor=sd.DaskExecutor(n_workers=1))
+
+    assert summary.ok
+    lines = recorder.logs[repr(Chatty(n=4))]
+    assert [(line.stream, line.text) for line in lines] == [
+        ("log", "WARNING tests.chatty: working on 4"),
+        ("stdout", "half of 4 is 2.0"),
+        ("stderr", "to stderr"),
+    ]
+
+
+def test_a_run_that_fails_in_a_worker_keeps_its_lines_and_traceback(local_root: str) -> None:
+    recorder = Recorder()
+
+    summary = sd.build(Grumpy(), registry=recorder, executor=sd.ProcessExecutor(1))
+
+    (failure,) = summary.failures
+    assert isinstance(failure.error, RuntimeError)
+    assert "in run" in failure.traceback  # the worker's frames, sent back as text
+    assert 'raise RuntimeError("out of coffee")' in failure.traceback
+    lines = recorder.logs[repr(Grumpy())]
+    assert [line.text for line in lines] == ["ERROR tests.grumpy: about to fail", "sigh"]
+    assert [line.seq for line in lines] == [0, 1]
+
+
+def test_a_build_logging_at_info_captures_info_from_worker_processes(local_root: str) -> None:
+    recorder = Recorder()
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        sd.build(Chatty(n=5, detail=True), registry=recorder, executor=sd.ProcessExecutor(1))
+    finally:
+        root.setLevel(level)
+
+    texts = [line.text for line in recorder.logs[repr(Chatty(n=5, detail=True))]]
+    assert "INFO tests.chatty: in detail" in texts
 
 
 def test_a_completed_task_publishes_its_assets(local_root: str) -> None:

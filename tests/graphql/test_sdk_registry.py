@@ -25,8 +25,7 @@ from stardag_graphql.app import create_app
 from stardag_graphql.migrations import ensure_schema
 from stardag_graphql.settings import Settings
 from tests.conftest import free_port, serving
-from tests.core.examples.pipeline import Add, Number, layered
-from tests.core.test_build import Chatty
+from tests.core.examples.pipeline import Add, Chatty, Number, layered
 
 WORKSPACE = "{ organizations { workspaces { id } } }"
 BUILDS = """

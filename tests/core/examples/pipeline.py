@@ -1,6 +1,8 @@
 """Importable tasks for executor tests: worker processes must find these classes."""
 
+import logging
 import os
+import sys
 import time
 from collections.abc import Generator
 
@@ -66,6 +68,48 @@ class SumOfChain(sd.AutoTask[int]):
         sums = [Add(left=Number(value=i), right=Number(value=i + 1)) for i in range(self.n)]
         yield sums
         self.output().save(sum(s.output().load() for s in sums))
+
+
+class Chatty(sd.AutoTask[int]):
+    """Logs and prints while it runs, and publishes two assets."""
+
+    n: int
+    detail: bool = False
+
+    def run(self) -> None:
+        if self.detail:
+            logging.getLogger("tests.chatty").info("in detail")
+        logging.getLogger("tests.chatty").warning("working on %d", self.n)
+        print(f"half of {self.n}", end="")
+        print(f" is {self.n / 2}")
+        print("to stderr", file=sys.stderr)
+        self.output().save(self.n * 2)
+
+    def registry_assets(self) -> list[sd.RegistryAsset]:
+        doubled = self.output().load()
+        return [
+            sd.MarkdownRegistryAsset("report", f"# {self.n} doubled is {doubled}"),
+            sd.JSONRegistryAsset("metrics", {"doubled": doubled}),
+        ]
+
+
+class Mute(sd.AutoTask[int]):
+    """Writes nothing to any stream; needs two chatty tasks."""
+
+    left: sd.TaskLoads[int]
+    right: sd.TaskLoads[int]
+
+    def run(self) -> None:
+        self.output().save(self.left.output().load() + self.right.output().load())
+
+
+class Grumpy(sd.AutoTask[int]):
+    """Logs and prints, then fails."""
+
+    def run(self) -> None:
+        logging.getLogger("tests.grumpy").error("about to fail")
+        print("sigh")
+        raise RuntimeError("out of coffee")
 
 
 def layered(width: int, depth: int) -> list[Add]:
