@@ -82,6 +82,9 @@ async def register_tasks(
     Registering a task again changes nothing but its output URI, when that moved.
     Dependencies must be registered earlier or in the same batch.
     """
+    # Rows go in in task id order: workers registering the same tasks at once then take
+    # their row locks in the same order, and cannot deadlock.
+    tasks = sorted(tasks, key=lambda task: task.task_id)
     now = utcnow()
     statement = insert(session, table_of(Task))
     statement = statement.on_conflict_do_update(
@@ -118,7 +121,7 @@ async def register_tasks(
     edges = [
         {"upstream_pk": pks[dep], "downstream_pk": pks[task.task_id], "workspace_id": workspace_id}
         for task in tasks
-        for dep in task.dependencies
+        for dep in sorted(task.dependencies)
     ]
     await insert_rows(
         session, insert(session, table_of(TaskDependency)).on_conflict_do_nothing(), edges
@@ -161,7 +164,8 @@ async def record_events(
     new: list[tuple[uuid.UUID | None, EventKind]] = [(pk, kind) for pk, kind in inserted]
     recorded = len(new)
     touched = {pk for pk, kind in new if pk is not None and kind in STATUS_OF_EVENT}
-    await _update_statuses(session, sorted(touched))
+    task_of = {pk: task_id for task_id, pk in pks.items()}
+    await _update_statuses(session, sorted(touched, key=task_of.__getitem__))
     return recorded
 
 
@@ -238,6 +242,7 @@ def _grouped(
 
 
 async def _update_statuses(session: AsyncSession, pks: Sequence[uuid.UUID]) -> None:
+    """Set each task's status from its latest task event; `pks` come in task id order."""
     latest = (
         select(
             case(
@@ -257,6 +262,18 @@ async def _update_statuses(session: AsyncSession, pks: Sequence[uuid.UUID]) -> N
         .scalar_subquery()
     )
     for batch in _batches(pks):
+        # Lock the rows first, in task id order as `register_tasks` does (the batches come
+        # in that order too). Workers record events for the same tasks (each records the
+        # tasks it found built elsewhere), and PostgreSQL's UPDATE takes rows in whatever
+        # order its plan visits them: two such batches could deadlock. The lock is the one
+        # UPDATE takes (NO KEY UPDATE), which the event rows' foreign key checks (KEY SHARE)
+        # do not block.
+        await session.execute(
+            select(Task.id)
+            .where(Task.id.in_(batch))
+            .order_by(Task.task_id)
+            .with_for_update(key_share=True)
+        )
         await session.execute(
             update(Task)
             .where(Task.id.in_(batch), Task.status.is_distinct_from(latest))

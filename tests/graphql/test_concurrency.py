@@ -2,6 +2,7 @@
 
 import asyncio
 import multiprocessing
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,3 +82,59 @@ async def test_eight_processes_write_one_sqlite_file_without_locking_errors(
         await engine.dispose()
     assert tasks == WRITERS * ROUNDS + 1
     assert events == completed == WRITERS * ROUNDS
+
+
+async def test_writers_sharing_tasks_in_any_order_do_not_deadlock(database_url: str) -> None:
+    """Workers register the same tasks and record events for each other's tasks (a worker
+    records a task built elsewhere as complete), each in its own order, all at once."""
+    settings = Settings(database_url=database_url)
+    await ensure_schema(settings)
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    task_ids = [f"t{index:03}" for index in range(60)]
+    registrations = [
+        TaskRegistration(task_id, "step", dependencies=task_ids[max(0, index - 3) : index])
+        for index, task_id in enumerate(task_ids)
+    ]
+    try:
+        async with sessions() as session:
+            identity = await ensure_local_identity(session)
+            (workspace,) = await workspace_ids(session, identity)
+
+        async def worker(number: int) -> None:
+            shuffle = random.Random(number).sample
+            for round_ in range(5):
+                async with sessions() as session, session.begin():
+                    await register_tasks(
+                        session,
+                        workspace,
+                        shuffle(registrations, len(registrations)),
+                    )
+                async with sessions() as session, session.begin():
+                    await record_events(
+                        session,
+                        workspace,
+                        [
+                            EventRecord(
+                                f"w{number}-r{round_}-{task_id}",
+                                EventKind.TASK_COMPLETED,
+                                datetime.now(UTC),
+                                task_id=task_id,
+                            )
+                            for task_id in shuffle(task_ids, len(task_ids))
+                        ],
+                    )
+
+        async with sessions() as session, session.begin():
+            await register_tasks(
+                session, workspace, [TaskRegistration(task_id, "step") for task_id in task_ids]
+            )
+        await asyncio.gather(*(worker(number) for number in range(6)))
+
+        async with engine.connect() as connection:
+            completed = await connection.scalar(
+                select(func.count()).where(Task.status == TaskStatus.COMPLETED)
+            )
+        assert completed == len(task_ids)
+    finally:
+        await engine.dispose()
