@@ -93,6 +93,26 @@ class _Handler(logging.Handler):
                 log.write("log", self.format(record) + "\n")
             except Exception:
                 self.handleError(record)
+        # Logging hands a record no handler takes to its last resort (stderr, warnings and
+        # above); this handler must not swallow what would have appeared there.
+        # It writes to the real stderr: through the stand-in, the line would be captured twice.
+        last_resort = logging.lastResort
+        if last_resort is not None and record.levelno >= last_resort.level and _alone(record):
+            stderr = sys.stderr.original if isinstance(sys.stderr, _Tee) else sys.stderr
+            try:
+                stderr.write(last_resort.format(record) + "\n")
+            except Exception:
+                self.handleError(record)
+
+
+def _alone(record: logging.LogRecord) -> bool:
+    """Whether the capturing handler is the only one the record reaches."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None:
+        if any(handler is not _handler for handler in logger.handlers):
+            return False
+        logger = logger.parent if logger.propagate else None
+    return True
 
 
 class _Tee:

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -452,6 +453,41 @@ def test_what_a_run_logs_and_prints_goes_to_its_task(
     if not executor.remote:
         assert "half of 2 is 1.0" in capsys.readouterr().out  # still printed as usual
     assert sys.stdout is stdout  # put back after the build
+
+
+QUIET_PROCESS = """
+import logging, sys
+import stardag_core as sd
+from tests.core.examples.pipeline import Chatty
+
+class Keeper:
+    lines = []
+    def task_logs(self, build_id, task, lines):
+        self.lines.extend(lines)
+    def __getattr__(self, name):
+        return lambda *arguments: None
+
+with sd.use_settings(sd.Settings(target_roots={"default": sys.argv[1]})):
+    keeper = Keeper()
+    sd.build(Chatty(n=6), registry=keeper)
+    logging.getLogger("after").warning("after the build")
+print(len(keeper.lines))
+"""
+
+
+def test_capturing_hides_no_warning_from_a_process_without_logging_set_up(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", QUIET_PROCESS, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.stdout.splitlines()[-1] == "3"  # captured into the task's log...
+    assert "working on 6" in done.stderr  # ...and still on stderr, as without a registry
+    assert "after the build" in done.stderr
 
 
 def test_a_run_on_dask_sends_back_what_it_logs_and_prints(local_root: str) -> None:
