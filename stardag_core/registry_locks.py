@@ -36,6 +36,8 @@ logger = logging.getLogger("stardag.locks")
 MAX_BACKOFF_SECONDS = 2.0
 CALLS_PER_REQUEST = 500
 """Lock calls sent in one request at most."""
+REGISTRATION_CHECK_SECONDS = 1.0
+"""How long a completion waits for its task's registration before checking its lease again."""
 GATHER_SECONDS = 0.01
 """How long the dispatcher lets calls gather after the first: a request costs the registry
 far more than a call in it, so a little waiting buys throughput."""
@@ -141,11 +143,20 @@ class GraphQLLocks:
         """Record `event` and free the lock while the lease is live; False once it lapsed."""
         with self._guard:
             self._completing.add(lease.key)
+
+        # The registry decides whether the lease still holds (it checks the fencing token
+        # and the expiry in the same transaction as the record), so this side stops trying
+        # only once the lease is known lost or a whole ttl past its last known deadline: a
+        # busy registry answering a renewal late must not cost a task its completion.
+        def hopeful() -> bool:
+            return not lease.lost and time.monotonic() < lease.deadline + self.ttl
+
         try:
-            remaining = lease.deadline - time.monotonic()
-            if lease.lost or remaining <= 0:
-                return False
-            payload = self._reporter.payload_once_registered(event, remaining)
+            # The task's registration goes first, through the outbox, which a busy registry
+            # can hold up for a while.
+            payload = None
+            while payload is None and hopeful():
+                payload = self._reporter.payload_once_registered(event, REGISTRATION_CHECK_SECONDS)
             if payload is None:
                 return False
             # The same event id on every try: a try whose answer was lost counts once.
@@ -154,12 +165,12 @@ class GraphQLLocks:
                 "fencingToken": lease.fencing_token,
                 "events": [payload],
             }
-            while not lease.lost and time.monotonic() < lease.deadline:
+            while hopeful():
                 try:
                     return bool(self._call("complete", completion))
                 except RegistryUnavailable as error:
                     logger.warning("cannot record %s yet (%s); retrying", lease.key, error)
-                    time.sleep(min(MAX_BACKOFF_SECONDS, max(0.0, remaining / 4)))
+                    time.sleep(min(MAX_BACKOFF_SECONDS, max(0.0, self.ttl / 4)))
             return False
         finally:
             self._forget(lease)
