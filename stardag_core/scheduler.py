@@ -328,9 +328,26 @@ class Scheduler:
             return True
         lease, node.lease = node.lease, None
         event = TaskEvent(self._build.id, node.task, TaskEventKind.COMPLETED)
-        if await self._locking(self._locks.complete, lease, event):
+        # The dependents this completion readies take their leases in the same breath: the
+        # registry client sends the calls together, one round trip instead of two a task.
+        readied = [
+            dependent
+            for dependent in node.dependents
+            if dependent.waiting_on == 1
+            and dependent.state is _State.WAITING
+            and dependent.lease is None
+        ]
+        taking = (self._locking(self._locks.acquire, dependent.task) for dependent in readied)
+        recorded, leases = await asyncio.gather(
+            self._locking(self._locks.complete, lease, event), asyncio.gather(*taking)
+        )
+        for dependent, granted in zip(readied, leases, strict=True):
+            dependent.lease = granted
+        if recorded:
             logger.debug("completed %r (%s) under lock %s", node.task, node.task.id, lease.key)
             return True
+        for dependent in readied:
+            await self._release(dependent)
         lease.lost = True
         error = lease.lost_error()
         # Not reported: the task is another worker's now, and its record stands.
@@ -338,8 +355,9 @@ class Scheduler:
         return False
 
     async def _take_lock(self, node: _Node, locks: BuildLocks) -> bool:
-        """Hold the node's lease before its first run: True to run it now; False when it was
-        parked (another worker holds it) or skipped (another worker completed it)."""
+        """Hold the node's lease before its first run (it may hold it already, taken when its
+        last dependency completed): True to run it now; False when it was parked (another
+        worker holds it) or skipped (another worker completed it)."""
         if node.lease is None:
             node.lease = await self._locking(locks.acquire, node.task)
             if node.lease is None:
