@@ -7,12 +7,13 @@ client only when they run, so the rest of the command line works without it.
 import functools
 import os
 import webbrowser
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, MutableMapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
+import tomlkit
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -114,7 +115,7 @@ def registry_add(
     path = _target_file(project)
     file = ConfigFile.read(path)
     verb = "Changed" if name in file.registry else "Added"
-    _write(path, file, registry={**file.registry, name: entry})
+    write_config(path, file, registry={**file.registry, name: entry})
     console.print(f"{verb} registry {name!r} ({entry.url}) in {path}", highlight=False)
 
 
@@ -159,7 +160,7 @@ def profile_add(
     verb = "Changed" if name in file.profile else "Added"
     first = not configuration.profiles()
     default = DefaultSection(profile=name) if use or first else file.default
-    _write(path, file, profile={**file.profile, name: profile}, default=default)
+    write_config(path, file, profile={**file.profile, name: profile}, default=default)
     console.print(f"{verb} profile {name!r} in {path}", highlight=False)
     if default.profile == name:
         console.print(f"{name!r} is the default profile.")
@@ -216,7 +217,7 @@ def profile_use(
             f"`stardag profile add {name} --registry NAME`"
         )
     path = _target_file(project)
-    _write(path, ConfigFile.read(path), default=DefaultSection(profile=name))
+    write_config(path, ConfigFile.read(path), default=DefaultSection(profile=name))
     console.print(f"{name!r} is the default profile (in {path}).", highlight=False)
     _warn_if_shadowed(Configuration.load(), name)
 
@@ -237,8 +238,59 @@ def _target_file(project: bool) -> Path:
     return found or Path.cwd() / PROJECT_DIRECTORY / CONFIG_FILE
 
 
-def _write(path: Path, file: ConfigFile, **changes: object) -> None:
-    ConfigFile.model_validate({**dict(file), **changes}).write(path)
+def write_config(path: Path, file: ConfigFile, **changes: object) -> None:
+    """Write ``file`` with ``changes`` (its tables, by name) to the configuration file at
+    ``path`` atomically, keeping the comments and layout of what the change leaves alone:
+    entries edited in place, entries removed, new entries added at the end."""
+    changed = ConfigFile.model_validate({**dict(file), **changes})
+    try:
+        document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        document = tomlkit.document()
+    added = tomlkit.document()
+    for section, wanted in changed.model_dump(exclude_none=True).items():
+        if section == "default":
+            _sync(document, section, wanted, added)
+            continue
+        existing = document.get(section, {})
+        new = tomlkit.table(is_super_table=True)  # `[registry.local]`, no `[registry]` above
+        for name in [name for name in existing if name not in wanted]:
+            del existing[name]
+        for name, values in wanted.items():
+            _sync(existing, name, values, new)
+        if new:
+            added[section] = new
+    text = tomlkit.dumps(document).rstrip("\n")
+    if added:
+        text = f"{text}\n\n{tomlkit.dumps(added)}" if text else tomlkit.dumps(added)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
+def _sync(
+    parent: MutableMapping[str, Any],
+    name: str,
+    wanted: Mapping[str, Any],
+    added: MutableMapping[str, Any],
+) -> None:
+    """Make the table ``parent[name]`` hold the values ``wanted``, editing it in place; a
+    table that is not there yet goes into ``added`` (written at the end of the file), and an
+    empty one is left out."""
+    table = parent.get(name)
+    if table is None:
+        if wanted:
+            added[name] = dict(wanted)
+        return
+    if not wanted:
+        del parent[name]
+        return
+    for key in [key for key in table if key not in wanted]:
+        del table[key]
+    for key, value in wanted.items():
+        if table.get(key) != value:
+            table[key] = value
 
 
 def table(*columns: str, whole: Collection[str] = ()) -> Table:
@@ -411,7 +463,7 @@ def _create_profile(config: RegistryConfig, organization: str, workspace: str) -
     registry = config.registry or _registry_name(config.url)
     path = stardag_home() / CONFIG_FILE
     file = ConfigFile.read(path)
-    _write(
+    write_config(
         path,
         file,
         registry={**file.registry, registry: RegistryEntry(url=config.url)},

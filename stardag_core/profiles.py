@@ -123,47 +123,6 @@ class ConfigFile(BaseModel):
                 "and [default] (profile)"
             ) from error
 
-    def write(self, path: Path) -> None:
-        """Write the file atomically (comments in an edited file are not kept)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(self.to_toml(), encoding="utf-8")
-        temporary.replace(path)
-
-    def to_toml(self) -> str:
-        """The configuration as TOML text."""
-        tables: list[tuple[tuple[str, ...], dict[str, str]]] = [
-            (("registry", name), entry.model_dump()) for name, entry in self.registry.items()
-        ]
-        tables += [
-            (("profile", name), profile.model_dump(exclude_none=True))
-            for name, profile in self.profile.items()
-        ]
-        if self.default.profile is not None:
-            tables.append((("default",), self.default.model_dump(exclude_none=True)))
-        blocks = []
-        for header, values in tables:
-            lines = [f"[{'.'.join(_toml_key(part) for part in header)}]"]
-            lines += [f"{_toml_key(key)} = {_toml_string(value)}" for key, value in values.items()]
-            blocks.append("\n".join(lines))
-        return "\n\n".join(blocks) + "\n" if blocks else ""
-
-
-def _toml_key(key: str) -> str:
-    bare = key and all(char.isascii() and (char.isalnum() or char in "-_") for char in key)
-    return key if bare else _toml_string(key)
-
-
-def _toml_string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return (
-        '"'
-        + "".join(
-            char if char >= " " and char != "\x7f" else f"\\u{ord(char):04x}" for char in escaped
-        )
-        + '"'
-    )
-
 
 def registry_url(url: str) -> str:
     """``url`` checked as a registry's address (http or https, with a host), without a

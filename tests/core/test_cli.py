@@ -144,3 +144,34 @@ def test_a_broken_config_file_is_reported_without_a_traceback(hermetic_home: Pat
     config.write_text("[profile.prod\n")
     assert f"error: {config} is not valid TOML" in failed("profile", "list")
     assert f"error: {config} is not valid TOML" in failed("auth", "status")
+
+
+COMMENTED = """\
+# Our team's registries: ask #data-platform before adding one.
+[registry.central]
+url = "https://stardag.example.com"  # behind the VPN
+
+# Production: nightly jobs only.
+[profile.prod]
+registry = "central"
+organization = "acme"
+workspace = "production"
+"""
+
+
+def test_editing_the_configuration_keeps_its_comments(hermetic_home: Path) -> None:
+    config = hermetic_home / ".stardag" / "config.toml"
+    config.parent.mkdir()
+    config.write_text(COMMENTED)
+
+    ok("registry", "add", "local", "--url", "http://127.0.0.1:8000")
+    ok("profile", "add", "dev", "--registry", "local", "--workspace", "default")
+    ok("profile", "use", "prod")
+
+    text = config.read_text()
+    assert text.startswith(COMMENTED)  # untouched, comments and all
+    assert '[registry.local]\nurl = "http://127.0.0.1:8000"' in text
+    assert "[profile.dev]" in text
+    assert '[default]\nprofile = "prod"' in text
+    assert "[registry]\n" not in text
+    assert "[profile]\n" not in text

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 import stardag_core as sd
+from stardag_core.cli_config import write_config
 from stardag_core.config import reload_settings
 from stardag_core.profiles import (
     ConfigFile,
@@ -272,7 +273,7 @@ def test_config_files_round_trip_through_toml(tmp_path: Path) -> None:
         profile={"p": Profile(registry="my registry", organization=odd)},
         default=DefaultSection(profile="p"),
     )
-    file.write(tmp_path / "config.toml")
+    write_config(tmp_path / "config.toml", file)
     assert ConfigFile.read(tmp_path / "config.toml") == file
 
 
