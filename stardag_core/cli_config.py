@@ -487,12 +487,33 @@ def _registry_name(url: str) -> str:
 @auth_app.command("logout")
 @friendly
 def auth_logout(registry: RegistryOption = None) -> None:
-    """Sign out: forget the sign-in and the cached tokens of the registry."""
+    """Sign out: revoke the sign-in at the identity provider, and forget it and the cached
+    tokens of the registry here (even when the provider cannot be told)."""
     config = _login_target(Configuration.load(), registry)
-    if credential_store().forget(config.url):
-        console.print(f"Signed out of {config.url}.", highlight=False)
-    else:
+    store = credential_store()
+    record = store.login(config.url)
+    if record is None or not store.forget(config.url):
         console.print(f"Not signed in to {config.url}.", highlight=False)
+        return
+    console.print(f"Signed out of {config.url}.", highlight=False)
+    console.print(f"  {_revocation(record)}", highlight=False)
+
+
+def _revocation(record: LoginRecord) -> str:
+    """Revoke ``record`` at its identity provider, and say how that went."""
+    lapses = "the sign-in lapses when its refresh token expires"
+    try:
+        # Revoking needs the optional `registry` extra (httpx).
+        from stardag_core import login
+    except ImportError as error:
+        return f"Not revoked at {record.issuer} ({error}): {lapses}."
+    try:
+        revoked = login.revoke(record)
+    except StardagError as error:
+        return f"Not revoked: {error}; {lapses}."
+    if revoked:
+        return f"The identity provider {record.issuer} revoked the sign-in."
+    return f"{record.issuer} offers no token revocation: {lapses}."
 
 
 @auth_app.command("status")

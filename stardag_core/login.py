@@ -65,6 +65,7 @@ class Provider:
     authorization_endpoint: str
     token_endpoint: str
     device_authorization_endpoint: str | None
+    revocation_endpoint: str | None
 
     @classmethod
     def discover(cls, http: httpx.Client, issuer: str) -> "Provider":
@@ -77,6 +78,7 @@ class Provider:
                 authorization_endpoint=str(body["authorization_endpoint"]),
                 token_endpoint=str(body["token_endpoint"]),
                 device_authorization_endpoint=body.get("device_authorization_endpoint"),
+                revocation_endpoint=body.get("revocation_endpoint"),
             )
         except KeyError as error:
             raise RegistryError(
@@ -277,6 +279,31 @@ def renew(record: LoginRecord, organization: str | None) -> tuple[LoginRecord, R
         update={"refresh_token": tokens.refresh_token or record.refresh_token}
     )
     return rotated, token
+
+
+def revoke(record: LoginRecord) -> bool:
+    """Revoke the sign-in's refresh token at its identity provider (RFC 7009); False when
+    there is nothing to revoke or the provider offers no revocation. ``RegistryError`` when
+    the provider cannot be reached or refuses."""
+    if record.refresh_token is None:
+        return False
+    what = f"the identity provider {record.issuer}"
+    with httpx.Client(timeout=TIMEOUT) as http:
+        provider = Provider.discover(http, record.issuer)
+        if provider.revocation_endpoint is None:
+            return False
+        _json(
+            http,
+            "POST",
+            provider.revocation_endpoint,
+            what=what,
+            data={
+                "token": record.refresh_token.get_secret_value(),
+                "token_type_hint": "refresh_token",
+                "client_id": record.client_id,
+            },
+        )
+    return True
 
 
 class _CallbackServer:

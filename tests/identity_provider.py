@@ -38,6 +38,7 @@ from authlib.oauth2.rfc6749 import (
     grants,
     scope_to_list,
 )
+from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc8628 import (
     DeviceAuthorizationEndpoint,
@@ -205,6 +206,7 @@ class IdentityProvider:
             "/device_authorization", view_func=self._device_authorization, methods=["POST"]
         )
         self.app.add_url_rule("/device", view_func=self._device_page)
+        self.app.add_url_rule("/revoke", view_func=self._revoke, methods=["POST"])
 
     def __repr__(self) -> str:
         return f"<IdentityProvider {self.issuer}>"
@@ -251,6 +253,10 @@ class IdentityProvider:
         secret = None if public else secrets.token_urlsafe(24)
         client = self.clients[client_id] = Client(client_id, list(redirect_uris), secret)
         return client
+
+    def live_refresh_tokens(self) -> set[str]:
+        """The refresh tokens issued and neither rotated nor revoked."""
+        return {token for token, found in self._refresh_tokens.items() if not found.revoked}
 
     def login_as(self, sub: str | None) -> None:
         """Make `/authorize` log in as this user; with `None` it denies (`access_denied`)."""
@@ -385,6 +391,7 @@ class IdentityProvider:
             "authorization_endpoint": f"{self.issuer}/authorize",
             "token_endpoint": f"{self.issuer}/token",
             "device_authorization_endpoint": f"{self.issuer}/device_authorization",
+            "revocation_endpoint": f"{self.issuer}/revoke",
             "jwks_uri": f"{self.issuer}/jwks",
             "response_types_supported": ["code"],
             "grant_types_supported": GRANT_TYPES,
@@ -401,6 +408,10 @@ class IdentityProvider:
 
     def _token(self) -> Response:
         return self._server.create_token_response()  # type: ignore[no-any-return]
+
+    def _revoke(self) -> Response:
+        name = RevocationEndpoint.ENDPOINT_NAME
+        return self._server.create_endpoint_response(name)  # type: ignore[no-any-return]
 
     def _device_authorization(self) -> Response:
         name = DeviceAuthorizationEndpoint.ENDPOINT_NAME
@@ -449,6 +460,7 @@ class _Server(AuthorizationServer):
         self.register_grant(_RefreshTokenGrant, [id_token])
         self.register_grant(_DeviceCodeGrant, [id_token])
         self.register_endpoint(_DeviceAuthorizationEndpoint(self))
+        self.register_endpoint(_RevocationEndpoint(self))
 
 
 class _IdToken(OpenIDCode):
@@ -541,6 +553,19 @@ class _RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
         refresh_token.revoked = True
+
+
+class _RevocationEndpoint(RevocationEndpoint):
+    """Revokes refresh tokens (RFC 7009); access tokens are JWTs that run out on their own."""
+
+    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    server: _Server
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> RefreshToken | None:
+        return self.server.provider._refresh_tokens.get(token_string)
+
+    def revoke_token(self, token: RefreshToken, request: Any) -> None:
+        token.revoked = True
 
 
 class _DeviceCodeGrant(DeviceCodeGrant):

@@ -5,12 +5,16 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
 from stardag_core.cli import app
+from stardag_core.cli_config import credential_store
+from stardag_core.credentials import LoginRecord
 
 
 def test_demo_builds_then_finds_everything_complete(tmp_path: Path) -> None:
@@ -175,3 +179,29 @@ def test_editing_the_configuration_keeps_its_comments(hermetic_home: Path) -> No
     assert '[default]\nprofile = "prod"' in text
     assert "[registry]\n" not in text
     assert "[profile]\n" not in text
+
+
+def test_logout_forgets_the_sign_in_even_when_its_provider_is_unreachable(
+    hermetic_home: Path,
+) -> None:
+    ok("registry", "add", "team", "--url", "http://127.0.0.1:9")
+    store = credential_store()
+    store.save_login(
+        LoginRecord(
+            registry_url="http://127.0.0.1:9",
+            issuer="http://127.0.0.1:9/idp",
+            client_id="stardag-cli",
+            token_endpoint="http://127.0.0.1:9/idp/token",
+            scopes="openid",
+            refresh_token=SecretStr("not-a-real-token"),
+            signed_in_at=datetime.now(UTC),
+        )
+    )
+
+    said = ok("auth", "logout", "--registry", "team")
+
+    assert "Signed out of http://127.0.0.1:9" in said
+    assert "Not revoked: cannot reach the identity provider http://127.0.0.1:9/idp" in said
+    assert "the sign-in lapses when its refresh token expires" in said
+    assert "not-a-real-token" not in said
+    assert store.login("http://127.0.0.1:9") is None

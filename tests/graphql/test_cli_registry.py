@@ -253,7 +253,12 @@ def test_browser_login_with_pkce_asks_for_a_workspace_and_keeps_no_secret_in_sig
     for secret in secrets_in(hermetic_home):
         assert all(secret not in output for output in outputs)
 
-    assert f"Signed out of {url}" in ok("auth", "logout")
+    (kept,) = set(secrets_in(hermetic_home)) & identity_provider.live_refresh_tokens()
+    signed_out = ok("auth", "logout")
+    assert f"Signed out of {url}" in signed_out
+    assert f"The identity provider {identity_provider.issuer} revoked the sign-in" in signed_out
+    assert kept not in identity_provider.live_refresh_tokens()
+    assert f"Not signed in to {url}" in ok("auth", "logout")
     assert "needs a credential" in failed("tasks", "list")
     assert "stardag auth login" in failed("tasks", "list")
 
