@@ -18,17 +18,12 @@ from typing import Any
 import httpx
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import (
-    TransportConnectionFailed,
     TransportError,
-    TransportQueryError,
-    TransportServerError,
 )
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
-from stardag_core.channel import Bearer, Credential
-from stardag_core.client import error_messages
-from stardag_core.exceptions import RegistryError
+from stardag_core.channel import Bearer, Credential, registry_error
 
 FAILURES = (TransportError, httpx.HTTPError, OSError)
 
@@ -59,7 +54,7 @@ class AsyncRegistryClient:
                 GraphQLRequest(document, variable_values=variables)
             )
         except FAILURES as error:
-            raise self._error(error) from None
+            raise registry_error(self.url, error) from None
         return dict(result)
 
     async def subscribe(self, document: str, **variables: Any) -> AsyncIterator[dict[str, Any]]:
@@ -78,7 +73,7 @@ class AsyncRegistryClient:
                 async for result in session.subscribe(request):
                     yield dict(result)
         except FAILURES as error:
-            raise self._error(error) from None
+            raise registry_error(self.url, error) from None
 
     async def aclose(self) -> None:
         """Close the HTTP connection (a later request opens a new one)."""
@@ -89,14 +84,3 @@ class AsyncRegistryClient:
     def _bearer(self) -> str | None:
         credential = self._credential
         return credential() if callable(credential) else credential
-
-    def _error(self, error: Exception) -> RegistryError:
-        where = f"the registry at {self.url}"
-        if isinstance(error, TransportQueryError):
-            return RegistryError(f"{where} refused: {error_messages(error.errors)}")
-        if isinstance(error, TransportServerError):
-            return RegistryError(f"{where} answered HTTP {error.code}: {error}")
-        if isinstance(error, TransportConnectionFailed | httpx.HTTPError | OSError):
-            cause = error.__cause__ or error
-            return RegistryError(f"cannot reach {where} ({cause}); is it running?")
-        return RegistryError(f"{where} answered something unexpected: {error}")

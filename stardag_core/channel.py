@@ -3,7 +3,9 @@
 Requests carry the caller's bearer, asked for anew each time so a short-lived token can be
 refreshed in between. A failure is one of two kinds: `RegistryUnavailable` (unreachable,
 overloaded, or a refusal that waiting may cure: try again later) or `RegistryRefused` (the
-request itself is wrong: sending it again will not help).
+request itself is wrong: sending it again will not help). `registry_error` makes them, with
+the registry's own words, for every client of a registry (this one, the command line's and
+the GUI's asynchronous one).
 """
 
 import threading
@@ -13,7 +15,11 @@ from typing import Any
 
 import httpx
 from gql import Client, GraphQLRequest, gql
-from gql.transport.exceptions import TransportQueryError
+from gql.transport.exceptions import (
+    TransportConnectionFailed,
+    TransportQueryError,
+    TransportServerError,
+)
 from gql.transport.httpx import HTTPXTransport
 
 from stardag_core.exceptions import RegistryError
@@ -24,6 +30,7 @@ the current one (called before each request, so it may refresh), or None in loca
 
 # Refusals that waiting may cure; any other GraphQL error means the message itself is wrong.
 TRANSIENT_CODES = frozenset({"UNAUTHENTICATED", "RATE_LIMITED", "INTERNAL_SERVER_ERROR"})
+SIGN_IN = "run `stardag auth login`"
 
 
 class RegistryUnavailable(RegistryError):
@@ -38,9 +45,18 @@ class RegistryRefused(RegistryError):
 class Channel:
     """One connection to a registry's GraphQL endpoint, shared by threads."""
 
-    def __init__(self, url: str, credential: Credential) -> None:
+    def __init__(
+        self,
+        url: str,
+        credential: Credential,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.url = url
         self._credential = credential
+        self._timeout = timeout
+        self._transport = transport
         self._session: Any = None
         self._client: Any = None
         self._lock = threading.Lock()
@@ -53,17 +69,8 @@ class Channel:
         try:
             session = self._connected()
             result = session.execute(GraphQLRequest(_parsed(document), variable_values=variables))
-        except TransportQueryError as error:
-            codes = {
-                (problem.get("extensions") or {}).get("code")
-                for problem in (error.errors or [])
-                if isinstance(problem, dict)
-            }
-            if codes & TRANSIENT_CODES or not codes:
-                raise RegistryUnavailable(f"the registry refused for now: {error}") from error
-            raise RegistryRefused(f"the registry refused: {error}") from error
         except Exception as error:
-            raise RegistryUnavailable(f"the registry is unreachable: {error!r}") from error
+            raise registry_error(self.url, error) from None
         return dict(result)
 
     def close(self) -> None:
@@ -76,13 +83,53 @@ class Channel:
     def _connected(self) -> Any:
         with self._lock:
             if self._session is None:
+                extra: dict[str, Any] = {}
+                if self._transport is not None:
+                    extra["transport"] = self._transport
                 transport = HTTPXTransport(
-                    url=f"{self.url}/graphql", auth=Bearer(self._credential), timeout=30
+                    url=f"{self.url}/graphql",
+                    auth=Bearer(self._credential),
+                    timeout=self._timeout,
+                    **extra,
                 )
                 client = Client(transport=transport, fetch_schema_from_transport=False)
                 self._session = client.connect_sync()  # type: ignore[no-untyped-call]
                 self._client = client
             return self._session
+
+
+def registry_error(url: str, error: Exception) -> RegistryError:
+    """The error to raise for a request to the registry at `url` that failed with `error`:
+    `RegistryRefused` when sending it again will not help, `RegistryUnavailable` when it may."""
+    where = f"the registry at {url}"
+    if isinstance(error, TransportQueryError):
+        codes = {
+            (problem.get("extensions") or {}).get("code")
+            for problem in (error.errors or [])
+            if isinstance(problem, dict)
+        }
+        if codes & TRANSIENT_CODES or not codes:
+            return RegistryUnavailable(f"{where} refused for now: {error_messages(error.errors)}")
+        return RegistryRefused(f"{where} refused: {error_messages(error.errors)}")
+    if isinstance(error, TransportServerError):
+        return RegistryUnavailable(f"{where} answered HTTP {error.code}: {error}")
+    if isinstance(error, TransportConnectionFailed | httpx.HTTPError | OSError):
+        cause = error.__cause__ or error
+        return RegistryUnavailable(f"cannot reach {where} ({cause}); is it running?")
+    return RegistryUnavailable(f"{where} answered something unexpected: {error!r}")
+
+
+def error_messages(errors: list[Any] | None) -> str:
+    """The messages of GraphQL errors, with a hint when a credential is missing or stale."""
+    parts, hint = [], ""
+    for error in errors or []:
+        if isinstance(error, dict):
+            parts.append(str(error.get("message", error)))
+            if (error.get("extensions") or {}).get("code") == "UNAUTHENTICATED":
+                hint = f" ({SIGN_IN}, or set STARDAG_API_KEY)"
+        else:
+            parts.append(str(error))
+    return "; ".join(parts) + hint
 
 
 class Bearer(httpx.Auth):

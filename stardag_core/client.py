@@ -27,16 +27,8 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from gql import Client, GraphQLRequest
-from gql.transport.exceptions import (
-    TransportConnectionFailed,
-    TransportError,
-    TransportQueryError,
-    TransportServerError,
-)
-from gql.transport.httpx import HTTPXTransport
 
-from stardag_core.channel import Bearer
+from stardag_core.channel import Channel
 from stardag_core.config import reload_settings
 from stardag_core.credentials import ApiKey, Credential, CredentialStore, NoCredential, SignedIn
 from stardag_core.exceptions import ConfigError, RegistryError
@@ -52,7 +44,6 @@ from stardag_core.workspace_cache import (
 
 logger = logging.getLogger("stardag.client")
 
-SIGN_IN = "run `stardag auth login`"
 WORKSPACES = "{ organizations { slug workspaces { id slug name } } }"
 TARGET_ROOTS = "query($w: ID!) { workspace(id: $w) { targetRoots { name uri } } }"
 
@@ -82,17 +73,7 @@ class RegistryClient:
         self.config = config
         self.credential = credential
         self.cache = cache
-        extra: dict[str, Any] = {"transport": transport} if transport is not None else {}
-        self._client = Client(
-            transport=HTTPXTransport(
-                url=f"{config.url}/graphql",
-                auth=Bearer(credential.bearer),
-                timeout=timeout,
-                **extra,
-            ),
-            fetch_schema_from_transport=False,
-        )
-        self._session: Any = None
+        self._channel = Channel(config.url, credential.bearer, timeout=timeout, transport=transport)
 
     def __repr__(self) -> str:
         return f"<RegistryClient {self.config.describe()} as {self.credential!r}>"
@@ -110,27 +91,11 @@ class RegistryClient:
 
     def close(self) -> None:
         """Close the connection."""
-        if self._session is not None:
-            self._client.close_sync()  # type: ignore[no-untyped-call]
-            self._session = None
+        self._channel.close()
 
     def execute(self, document: str, **variables: Any) -> dict[str, Any]:
         """The data of ``document``; ``RegistryError`` with the registry's message otherwise."""
-        where = f"the registry at {self.config.url}"
-        try:
-            if self._session is None:
-                self._session = self._client.connect_sync()  # type: ignore[no-untyped-call]
-            result = self._session.execute(GraphQLRequest(document, variable_values=variables))
-        except TransportQueryError as error:
-            raise RegistryError(f"{where} refused: {error_messages(error.errors)}") from None
-        except TransportServerError as error:
-            raise RegistryError(f"{where} answered HTTP {error.code}: {error}") from None
-        except (TransportConnectionFailed, httpx.HTTPError) as error:
-            cause = error.__cause__ or error
-            raise RegistryError(f"cannot reach {where} ({cause}); is it running?") from None
-        except TransportError as error:
-            raise RegistryError(f"{where} answered something unexpected: {error}") from None
-        return dict(result)
+        return self._channel.execute(document, variables)
 
     def workspaces(self) -> list[WorkspaceRef]:
         """Every workspace the caller reaches, by organization and slug."""
@@ -196,19 +161,6 @@ class RegistryClient:
         self.cache.synced(self.config, self.workspace_id(), live)
         reload_settings()
         return changes
-
-
-def error_messages(errors: list[Any] | None) -> str:
-    """The messages of GraphQL errors, with a hint when a credential is missing or stale."""
-    parts, hint = [], ""
-    for error in errors or []:
-        if isinstance(error, dict):
-            parts.append(str(error.get("message", error)))
-            if (error.get("extensions") or {}).get("code") == "UNAUTHENTICATED":
-                hint = f" ({SIGN_IN}, or set STARDAG_API_KEY)"
-        else:
-            parts.append(str(error))
-    return "; ".join(parts) + hint
 
 
 def _is_workspace_id(value: str) -> bool:
