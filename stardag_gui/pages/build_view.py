@@ -55,7 +55,7 @@ HEADER = (
 )
 EVENTS = """
 subscription($b: ID!) {
-  buildEvents(buildId: $b) { event { kind occurredAt task { taskId } } }
+  buildEvents(buildId: $b) { event { kind occurredAt taskId } }
 }
 """
 TASK_KINDS = {
@@ -144,11 +144,10 @@ class BuildState:
         by occurrence, so an event reported late does not undo a newer one."""
         changed = set()
         for event in events:
-            task = event["task"]
+            task_id = event["taskId"]
             status = TASK_KINDS.get(event["kind"])
-            if task is None or status is None or task["taskId"] not in self.tasks:
+            if task_id is None or status is None or task_id not in self.tasks:
                 continue
-            task_id = task["taskId"]
             moment = datetime.fromisoformat(event["occurredAt"])
             self._record_run(task_id, status, moment)
             if task_id in self._status_at and moment < self._status_at[task_id]:
