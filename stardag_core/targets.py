@@ -25,24 +25,19 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import lru_cache
-from typing import IO, Any, Generic, Literal, Protocol, TypeVar, cast, overload
-
-import fsspec
-from fsspec.asyn import AsyncFileSystem
-from fsspec.implementations.local import LocalFileSystem
-from fsspec.spec import AbstractFileSystem
+from typing import IO, TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast, overload
 
 from stardag_core.blocking import run_blocking
 from stardag_core.exceptions import SerializationError, TargetError, TargetExistsError
 from stardag_core.serializers import Serializer
 
+if TYPE_CHECKING:
+    from fsspec.spec import AbstractFileSystem
+
 T = TypeVar("T")
 
 COMMIT_MARKER = "_STARDAG_COMMITTED"
 """The file whose presence marks a ``DirectoryTarget`` complete."""
-
-_EXISTS_CONCURRENCY = 64
 
 _guard: ContextVar[Callable[[], None] | None] = ContextVar("stardag_commit_guard", default=None)
 
@@ -73,54 +68,22 @@ class Target(Protocol):
         ...
 
 
-def resolve(uri: str) -> tuple[AbstractFileSystem, str]:
-    """The fsspec filesystem and the path on it for a URL."""
-    root, sep, _ = uri.partition("://")
-    if not sep:
-        return _filesystem("file"), uri
-    fs = _filesystem(root)
-    return fs, fs._strip_protocol(uri)
-
-
-# Object stores must not answer existence checks from a listing cached before another
-# worker wrote the object.
-_FILESYSTEM_OPTIONS: dict[str, dict[str, Any]] = {
-    "s3": {"use_listings_cache": False},
-    "s3a": {"use_listings_cache": False},
-    "gs": {"use_listings_cache": False},
-    "gcs": {"use_listings_cache": False},
-}
-
-
-@lru_cache(maxsize=64)
-def _filesystem(protocol: str) -> AbstractFileSystem:
-    try:
-        return fsspec.filesystem(protocol, **_FILESYSTEM_OPTIONS.get(protocol, {}))
-    except ImportError as error:
-        raise TargetError(
-            f"the {protocol}:// filesystem needs a package that is not installed: {error}"
-        ) from error
-    except ValueError as error:
-        raise TargetError(
-            f"unknown filesystem protocol {protocol!r}: use a local path or a URL that fsspec "
-            "knows (s3://, gs://, memory://, …)"
-        ) from error
-
-
 class _Located:
-    """A URL and where it resolves: the fsspec filesystem and the path on it."""
+    """A URL and where it resolves: the fsspec filesystem and the path on it.
+
+    A plain local path (no ``scheme://``) is its own path: it is read, written and checked
+    with ``os``, and fsspec is imported only if its filesystem is asked for.
+    """
 
     __slots__ = ("_fs", "_local", "_path", "uri")
 
-    def __init__(self, uri: str, fs: AbstractFileSystem | None) -> None:
+    def __init__(self, uri: str, fs: "AbstractFileSystem | None") -> None:
         self.uri = uri
-        if fs is None:
-            self._fs, self._path = resolve(uri)
+        self._fs: AbstractFileSystem | None
+        if fs is None and "://" not in uri:
+            self._fs, self._path, self._local = None, uri, True
         else:
-            self._fs, self._path = fs, fs._strip_protocol(uri)
-        # Local files are read and checked with os directly: fsspec's path handling would
-        # cost more than the file system call itself.
-        self._local = isinstance(self._fs, LocalFileSystem)
+            self._fs, self._path, self._local = _resolve(uri, fs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r})"
@@ -132,14 +95,28 @@ class _Located:
         return hash(self.uri)
 
     @property
-    def fs(self) -> AbstractFileSystem:
+    def fs(self) -> "AbstractFileSystem":
         """The fsspec filesystem holding the target."""
+        if self._fs is None:
+            self._fs = _resolve(self.uri, None)[0]
         return self._fs
 
     @property
     def path(self) -> str:
         """The target's path on its filesystem."""
         return self._path
+
+
+def _resolve(uri: str, fs: "AbstractFileSystem | None") -> "tuple[AbstractFileSystem, str, bool]":
+    """The filesystem, the path on it, and whether ``os`` can use the path directly."""
+    # fsspec is imported with the first target that is not a plain local path.
+    from stardag_core import filesystems
+
+    if fs is None:
+        fs, path = filesystems.resolve(uri)
+    else:
+        path = fs._strip_protocol(uri)
+    return fs, path, filesystems.is_local(fs)
 
 
 class FileTarget(_Located, Generic[T]):
@@ -153,7 +130,7 @@ class FileTarget(_Located, Generic[T]):
         serializer: Serializer[T] | None = None,
         *,
         write_once: bool = True,
-        fs: AbstractFileSystem | None = None,
+        fs: "AbstractFileSystem | None" = None,
     ) -> None:
         super().__init__(uri, fs)
         self.serializer = serializer
@@ -161,12 +138,15 @@ class FileTarget(_Located, Generic[T]):
 
     def exists(self) -> bool:
         """Whether the file exists."""
-        return os.path.exists(self._path) if self._local else bool(self._fs.exists(self._path))
+        return os.path.exists(self._path) if self._local else bool(self.fs.exists(self._path))
 
     def remove(self) -> None:
         """Delete the file if it exists."""
-        if self._fs.exists(self._path):
-            self._fs.rm_file(self._path)
+        if self._local:
+            if os.path.exists(self._path):
+                os.remove(self._path)
+        elif self.fs.exists(self._path):
+            self.fs.rm_file(self._path)
 
     @overload
     def open(self, mode: Literal["rb", "wb"]) -> "_Opened[IO[bytes]]": ...
@@ -215,7 +195,7 @@ class FileTarget(_Located, Generic[T]):
     @contextmanager
     def _reading(self, *, text: bool) -> Iterator[Any]:
         try:
-            raw = open(self._path, "rb") if self._local else self._fs.open(self._path, "rb")  # noqa: SIM115
+            raw = open(self._path, "rb") if self._local else self.fs.open(self._path, "rb")  # noqa: SIM115
         except FileNotFoundError as error:
             raise TargetError(f"{self.uri} does not exist: build the task first") from error
         with raw:
@@ -230,7 +210,7 @@ class FileTarget(_Located, Generic[T]):
         if self._local:
             writer = _local_atomic_write(self._path, self.write_once, self.uri)
         else:
-            writer = _object_store_write(self._fs, self._path, self.write_once, self.uri)
+            writer = _object_store_write(self.fs, self._path, self.write_once, self.uri)
         with writer as raw:
             if text:
                 wrapped = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
@@ -300,7 +280,7 @@ def _fsync_directory(directory: str) -> None:
 
 @contextmanager
 def _object_store_write(
-    fs: AbstractFileSystem, path: str, write_once: bool, uri: str
+    fs: "AbstractFileSystem", path: str, write_once: bool, uri: str
 ) -> Iterator[IO[bytes]]:
     buffer = io.BytesIO()
     yield buffer
@@ -330,7 +310,7 @@ class DirectoryTarget(_Located):
 
     __slots__ = ()
 
-    def __init__(self, uri: str, *, fs: AbstractFileSystem | None = None) -> None:
+    def __init__(self, uri: str, *, fs: "AbstractFileSystem | None" = None) -> None:
         super().__init__(uri.rstrip("/"), fs)
 
     @property
@@ -359,7 +339,7 @@ class DirectoryTarget(_Located):
         base = self._path.rstrip("/") + "/"
         return sorted(
             path[len(base) :]
-            for path in self._fs.find(self._path)
+            for path in self.fs.find(self._path)
             if path.startswith(base) and path[len(base) :] != COMMIT_MARKER
         )
 
@@ -378,16 +358,16 @@ class DirectoryTarget(_Located):
 
     def remove(self) -> None:
         """Delete the directory and everything in it."""
-        if self._fs.exists(self._path):
-            self._fs.rm(self._path, recursive=True)
+        if self.fs.exists(self._path):
+            self.fs.rm(self._path, recursive=True)
 
 
-def _probe(target: Target) -> tuple[AbstractFileSystem, str] | None:
+def _probe(target: Target) -> "tuple[_Located, str] | None":
     if isinstance(target, FileTarget):
-        return target.fs, target.path
+        return target, target.path
     if isinstance(target, DirectoryTarget):
         marker = target.marker
-        return marker.fs, marker.path
+        return marker, marker.path
     return None
 
 
@@ -398,6 +378,7 @@ async def exists_many_async(targets: Sequence[Target]) -> list[bool]:
     other filesystems are checked in one batch on a worker thread.
     """
     results: list[bool] = [False] * len(targets)
+    local: list[tuple[int, str]] = []
     batches: dict[int, tuple[AbstractFileSystem, list[tuple[int, str]]]] = {}
     others: list[int] = []
     for index, target in enumerate(targets):
@@ -405,16 +386,23 @@ async def exists_many_async(targets: Sequence[Target]) -> list[bool]:
         if probe is None:
             others.append(index)
             continue
-        fs, path = probe
-        batches.setdefault(id(fs), (fs, []))[1].append((index, path))
-
-    async def check_batch(fs: AbstractFileSystem, items: list[tuple[int, str]]) -> None:
-        if isinstance(fs, AsyncFileSystem):
-            found = await _exists_concurrently(fs, [path for _, path in items])
-        elif isinstance(fs, LocalFileSystem):
-            found = await asyncio.to_thread(lambda: [os.path.exists(path) for _, path in items])
+        located, path = probe
+        if located._local:
+            local.append((index, path))
         else:
-            found = await asyncio.to_thread(lambda: [bool(fs.exists(path)) for _, path in items])
+            fs = located.fs
+            batches.setdefault(id(fs), (fs, []))[1].append((index, path))
+
+    async def check_local() -> None:
+        found = await asyncio.to_thread(lambda: [os.path.exists(path) for _, path in local])
+        for (index, _), exists in zip(local, found, strict=True):
+            results[index] = exists
+
+    async def check_batch(fs: "AbstractFileSystem", items: list[tuple[int, str]]) -> None:
+        # Only targets that are not plain local paths get here: fsspec is imported already.
+        from stardag_core.filesystems import exists_on
+
+        found = await exists_on(fs, [path for _, path in items])
         for (index, _), exists in zip(items, found, strict=True):
             results[index] = exists
 
@@ -424,27 +412,12 @@ async def exists_many_async(targets: Sequence[Target]) -> list[bool]:
             results[index] = exists
 
     jobs: list[Awaitable[None]] = [check_batch(fs, items) for fs, items in batches.values()]
+    if local:
+        jobs.append(check_local())
     if others:
         jobs.append(check_others())
     await asyncio.gather(*jobs)
     return results
-
-
-async def _exists_concurrently(fs: AsyncFileSystem, paths: list[str]) -> list[bool]:
-    # fsspec async filesystems run their own event loop on a thread: run the batch there.
-    async def on_fs_loop() -> list[bool]:
-        limit = asyncio.Semaphore(_EXISTS_CONCURRENCY)
-
-        async def one(path: str) -> bool:
-            async with limit:
-                return bool(await fs._exists(path))
-
-        return list(await asyncio.gather(*(one(path) for path in paths)))
-
-    if fs.asynchronous:
-        return await on_fs_loop()
-    future = asyncio.run_coroutine_threadsafe(on_fs_loop(), fs.loop)
-    return await asyncio.wrap_future(future)
 
 
 def exists_many(targets: Iterable[Target]) -> list[bool]:

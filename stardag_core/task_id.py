@@ -9,7 +9,8 @@ output for an existing payload: golden tests pin it.
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from json.encoder import encode_basestring_ascii
 from typing import Any
 from uuid import UUID, SafeUUID
 
@@ -19,6 +20,7 @@ _NAMESPACE_BYTES = TASK_ID_NAMESPACE.bytes
 # RFC 4122 version 5: clear the version and variant bits, then set version 5, variant 10.
 _CLEARED = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _VERSION_5 = (5 << 76) | (0x8000 << 48)
+_UNKNOWN_SAFETY = SafeUUID.unknown  # an enum member's lookup costs as much as a setattr
 
 
 _CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
@@ -29,15 +31,29 @@ def canonical_json(payload: Mapping[str, Any]) -> str:
     return _CANONICAL.encode(payload)
 
 
+def canonical_json_value(value: Any) -> str:
+    """The canonical text of any JSON-mode value, as it appears inside a payload's text."""
+    return _CANONICAL.encode(value)
+
+
+canonical_json_str: Callable[[str], str] = encode_basestring_ascii
+"""The canonical text of a string (``canonical_json_value`` for a ``str``, faster)."""
+
+
 def task_id(payload: Mapping[str, Any]) -> UUID:
     """The task id of a canonical (JSON-mode) payload: ``uuid5(TASK_ID_NAMESPACE, json)``."""
-    digest = hashlib.sha1(_NAMESPACE_BYTES + canonical_json(payload).encode()).digest()
+    return task_id_of_json(canonical_json(payload))
+
+
+def task_id_of_json(canonical: str) -> UUID:
+    """The task id of a payload's canonical JSON text (see ``canonical_json``)."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + canonical.encode()).digest()
     value = (int.from_bytes(digest[:16], "big") & _CLEARED) | _VERSION_5
     # uuid.uuid5 computes the same value; building the UUID directly skips its checks,
     # which cost as much as the hashing (ids are computed for every task of a build).
     identifier = object.__new__(UUID)
     object.__setattr__(identifier, "int", value)
-    object.__setattr__(identifier, "is_safe", SafeUUID.unknown)
+    object.__setattr__(identifier, "is_safe", _UNKNOWN_SAFETY)
     return identifier
 
 

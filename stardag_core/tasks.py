@@ -21,6 +21,7 @@ from typing import (
     ClassVar,
     Generic,
     Literal,
+    NamedTuple,
     Self,
     TypeAlias,
     TypeVar,
@@ -49,7 +50,13 @@ from stardag_core.exceptions import TaskDefinitionError
 from stardag_core.params import UNSET, Param
 from stardag_core.recall import TaskSource, task_from_registry
 from stardag_core.targets import FileTarget, Target
-from stardag_core.task_id import sorted_set_items, task_id
+from stardag_core.task_id import (
+    canonical_json_str,
+    canonical_json_value,
+    sorted_set_items,
+    task_id,
+    task_id_of_json,
+)
 
 TaskStruct: TypeAlias = Union["Task", Sequence["TaskStruct"], Mapping[str, "TaskStruct"], None]
 """What ``requires`` returns: a task, or tasks nested in lists, tuples and dicts, or None."""
@@ -67,7 +74,6 @@ _RESERVED_FIELDS = frozenset({"id", "version"})
 _HASH_ROOT = "stardag.hash_root"
 _NESTED_HASH_CONTEXT = {_HASH_ROOT: "no task is the root: every task is nested"}
 _SCALARS = (str, int, float, bool, type(None), UUID)
-_UNPLANNED = object()
 _T = TypeVar("_T")
 
 
@@ -92,7 +98,26 @@ class _FieldKind(enum.Enum):
     ADAPTED = "adapted"  # anything else: pydantic serializes the field alone
 
 
-_IdPlan: TypeAlias = tuple[tuple[str, _FieldKind, TypeAdapter[Any] | None], ...]
+class _IdField(NamedTuple):
+    """How one parameter enters the id payload."""
+
+    name: str
+    key: str  # the canonical text of the payload key and its colon: '"name":'
+    kind: _FieldKind
+    adapter: TypeAdapter[Any] | None
+
+
+class _Unplanned(enum.Enum):
+    UNPLANNED = "unplanned"  # the class's id plan is made on first use
+
+
+class _IdPlan(NamedTuple):
+    """How to build a class's id payload, and its canonical text, field by field."""
+
+    fields: tuple[_IdField, ...]
+    # The canonical text's members in key order: an _IdField for each parameter, and
+    # for the constant members ("__name", "__namespace", "version") their ready text.
+    text: tuple[str | _IdField, ...]
 
 
 class Task(BaseModel):
@@ -112,7 +137,7 @@ class Task(BaseModel):
     """The type ``output().load()`` returns, when the class declares it; else None."""
     __hash_excluded__: ClassVar[frozenset[str]] = frozenset()
     __compat_defaults__: ClassVar[Mapping[str, Any]] = {}
-    __id_plan__: ClassVar[_IdPlan | None]
+    __id_plan__: ClassVar[_IdPlan | _Unplanned | None] = _Unplanned.UNPLANNED
 
     def __init_subclass__(
         cls,
@@ -135,6 +160,7 @@ class Task(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
+        cls.__id_plan__ = _Unplanned.UNPLANNED  # not the parent's
         reserved = _RESERVED_FIELDS.intersection(cls.model_fields)
         if reserved:
             raise TaskDefinitionError(
@@ -177,15 +203,53 @@ class Task(BaseModel):
     @_computed_once
     def id(self) -> UUID:
         """The task id: computed once, from the family, version and parameters."""
-        return task_id(self.id_payload())
+        plan = _plan_of(type(self))
+        text = None if plan is None else self._id_json(plan)
+        return task_id(self.id_payload()) if text is None else task_id_of_json(text)
+
+    @_computed_once
+    def _nested_id_json(self) -> str:
+        """The canonical text of this task nested as a parameter: ``{"id":"<id>"}``."""
+        return f'{{"id":"{self.id}"}}'
+
+    def _id_json(self, plan: _IdPlan) -> str | None:
+        """``canonical_json(self.id_payload())``, written without building the payload
+        (it costs less than half as much); None where only the payload will do."""
+        values = self.__dict__
+        compat_defaults = type(self).__compat_defaults__
+        parts: list[str] = []
+        for part in plan.text:
+            if isinstance(part, str):
+                parts.append(part)
+                continue
+            name, key, kind, adapter = part
+            value = values[name]
+            if compat_defaults and name in compat_defaults and value == compat_defaults[name]:
+                continue
+            if kind is _FieldKind.PLAIN:
+                kind_of_value = type(value)
+                if kind_of_value is str:
+                    parts.append(key + canonical_json_str(value))
+                elif kind_of_value is int:
+                    parts.append(key + int.__repr__(value))
+                elif kind_of_value is float:
+                    if not math.isfinite(value):
+                        return None
+                    parts.append(key + float.__repr__(value))
+                else:
+                    parts.append(key + canonical_json_value(value))
+            elif kind is _FieldKind.TASK:
+                parts.append(key + ("null" if value is None else value._nested_id_json))
+            else:
+                adapted = cast(TypeAdapter[Any], adapter)
+                dumped = adapted.dump_python(value, mode="json", context=_NESTED_HASH_CONTEXT)
+                parts.append(key + canonical_json_value(_order_sets(value, dumped)))
+        return "{" + ",".join(parts) + "}"
 
     def id_payload(self) -> dict[str, Any]:
         """The canonical payload the id hashes (nested tasks appear as their id)."""
         cls = type(self)
-        plan = cls.__dict__.get("__id_plan__", _UNPLANNED)
-        if plan is _UNPLANNED:
-            plan = _id_plan(cls)
-            cls.__id_plan__ = plan
+        plan = _plan_of(cls)
         if plan is None:
             return pydantic_id_payload(self)
         # The fast path: the same payload as pydantic's, built field by field.
@@ -195,7 +259,7 @@ class Task(BaseModel):
             "__name": cls.__task_name__,
             "version": cls.__task_version__,
         }
-        for name, kind, adapter in plan:
+        for name, _, kind, adapter in plan.fields:
             value = values[name]
             if kind is _FieldKind.PLAIN:
                 if type(value) is float and not math.isfinite(value):
@@ -345,26 +409,53 @@ def pydantic_id_payload(task: Task) -> dict[str, Any]:
     )
 
 
+def _plan_of(cls: type[Task]) -> _IdPlan | None:
+    """The class's id plan, made on first use (and kept on the class itself)."""
+    plan = cls.__id_plan__
+    if plan is _Unplanned.UNPLANNED:
+        plan = cls.__id_plan__ = _id_plan(cls)
+    return plan
+
+
 def _id_plan(cls: type[Task]) -> _IdPlan | None:
     """How to build the id payload field by field; None when only pydantic knows how."""
     decorators = cls.__pydantic_decorators__
     if decorators.field_serializers or any(key.startswith("ser_") for key in cls.model_config):
         return None
-    plan: list[tuple[str, _FieldKind, TypeAdapter[Any] | None]] = []
+    fields: list[_IdField] = []
     for name, field in cls.model_fields.items():
         if name in cls.__hash_excluded__ or field.exclude:
             continue
+        key = canonical_json_str(name) + ":"
         validation_only = all(_validation_only(meta) for meta in field.metadata)
         annotation = field.annotation
         if validation_only and _is_plain(annotation):
-            plan.append((name, _FieldKind.PLAIN, None))
+            fields.append(_IdField(name, key, _FieldKind.PLAIN, None))
         elif validation_only and _is_task_type(annotation):
-            plan.append((name, _FieldKind.TASK, None))
+            fields.append(_IdField(name, key, _FieldKind.TASK, None))
         else:
             full = Annotated[annotation, *field.metadata] if field.metadata else annotation
             adapter: TypeAdapter[Any] = TypeAdapter(cast(Any, full))
-            plan.append((name, _FieldKind.ADAPTED, adapter))
-    return tuple(plan)
+            fields.append(_IdField(name, key, _FieldKind.ADAPTED, adapter))
+    constants = {
+        "__namespace": cls.__task_namespace__,
+        "__name": cls.__task_name__,
+        "version": cls.__task_version__,
+    }
+    members: dict[str, str | _IdField] = {
+        name: canonical_json_str(name) + ":" + canonical_json_str(value)
+        for name, value in constants.items()
+    }
+    members.update((field.name, field) for field in fields)
+    # Constant members next to each other are joined into one part: fewer steps per id.
+    text: list[str | _IdField] = []
+    for name in sorted(members):
+        member = members[name]
+        if isinstance(member, str) and text and isinstance(text[-1], str):
+            text[-1] += "," + member
+        else:
+            text.append(member)
+    return _IdPlan(tuple(fields), tuple(text))
 
 
 _PLAIN_TYPES = frozenset({int, str, bool, float, type(None)})
