@@ -22,8 +22,10 @@ from tests.conftest import serving
 from tests.graphql.lock_worker import Step, dag, slow
 from tests.graphql.test_sdk_registry import WORKSPACE, graphql
 
-TTL = 3.0
-"""Seconds a lease lasts: long enough for five busy processes sharing two cores."""
+TTL = 5.0
+"""Seconds a lease lasts. A worker counts its lease from before the request that took it,
+so a lease is lost if that request takes longer: with four workers starting at once on two
+shared cores, the first requests took up to 3.2 s (measured), which lapsed 3 s leases."""
 COMPLETIONS = """
 query($w: ID!, $t: String!) {
   workspace(id: $w) {
