@@ -30,9 +30,10 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -381,6 +382,11 @@ class Event(Base):
     payload: Mapped[dict[str, Any]]
     occurred_at: Mapped[datetime]
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The stardag id of the event's task, read with the event row (one primary-key lookup
+    # inside the same statement), so a timeline needs no Task object per event.
+    task_id: Mapped[str | None] = column_property(
+        select(Task.task_id).where(Task.id == task_pk).scalar_subquery()
+    )
 
 
 class Asset(Base):

@@ -184,6 +184,42 @@ async def test_a_build_collects_its_tasks_events_and_graph(api: Api) -> None:
     assert [e["kind"] for e in node["events"]["nodes"]] == ["TASK_RUNNING", "TASK_COMPLETED"]
 
 
+async def test_an_events_task_id_reads_with_the_event_without_loading_its_task(
+    api: Api, engine: AsyncEngine
+) -> None:
+    workspace = await api.workspace_id()
+    build = (await api("mutation($w: ID!) { startBuild(workspaceId: $w) { id } }", w=workspace))[
+        "startBuild"
+    ]["id"]
+    await api(REGISTER, workspace=workspace, tasks=[task("a"), task("b", "step", "a")])
+    events = [
+        event_input("e1", "TASK_RUNNING", "a", buildId=build),
+        event_input("e2", "TASK_COMPLETED", "b", "2026-01-01T00:00:01Z", buildId=build),
+        {
+            "eventId": "e3",
+            "kind": "BUILD_COMPLETED",
+            "occurredAt": "2026-01-01T00:00:02Z",
+            "buildId": build,
+        },
+    ]
+    await api(RECORD, workspace=workspace, events=events)
+
+    query = """query($b: ID!) { node(id: $b) { ... on Build {
+        events(first: 10) { nodes { eventId %s } } } } }"""
+    with counting(engine) as without_task_ids:
+        await api(query % "", b=build)
+    with counting(engine) as with_task_ids:
+        data = await api(query % "taskId", b=build)
+
+    assert data["node"]["events"]["nodes"] == [
+        {"eventId": "e1", "taskId": "a"},
+        {"eventId": "e2", "taskId": "b"},
+        {"eventId": "e3", "taskId": None},
+    ]
+    # Read with the events themselves: no statement more than for the events alone.
+    assert with_task_ids() == without_task_ids()
+
+
 async def test_a_finished_build_cannot_finish_otherwise(api: Api) -> None:
     workspace = await api.workspace_id()
     build = (await api("mutation($w: ID!) { startBuild(workspaceId: $w) { id } }", w=workspace))[
