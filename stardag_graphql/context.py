@@ -57,8 +57,11 @@ class Context:
     loaders: Loaders = field(init=False)
     _workspaces: dict[uuid.UUID, Reach] | None = field(init=False, default=None)
 
-    async def workspace_ids(self) -> dict[uuid.UUID, Reach]:
-        """The workspaces the caller reaches, each with its organization (read once a request)."""
+    async def workspace_ids(self) -> Mapping[uuid.UUID, Reach]:
+        """The workspaces the caller reaches, each with its organization (read once a request:
+        with the identity, when it was read with them)."""
+        if self.identity.workspaces is not None:
+            return self.identity.workspaces
         if self._workspaces is None:
             async with self.sessions() as session:
                 self._workspaces = await workspace_ids(session, self.identity)
@@ -85,11 +88,12 @@ class Context:
             identity = await self.reidentify()
         except CredentialError as error:
             raise CredentialError(f"{error} (the subscription ended)") from None
-        async with self.sessions() as session:
-            if workspace_id not in await workspace_ids(session, identity):
-                raise NotFoundError(
-                    "the workspace is no longer among yours: the subscription ended"
-                )
+        reached = identity.workspaces
+        if reached is None:
+            async with self.sessions() as session:
+                reached = await workspace_ids(session, identity)
+        if workspace_id not in reached:
+            raise NotFoundError("the workspace is no longer among yours: the subscription ended")
 
     def require_in_organization(self, organization_id: uuid.UUID, action: Action) -> None:
         """Refuse `action` in the organization unless the permission table allows it the
