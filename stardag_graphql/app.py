@@ -39,7 +39,11 @@ from stardag_graphql.authentication import (
     exchange_token,
 )
 from stardag_graphql.context import Context
-from stardag_graphql.database import create_engine, create_sessionmaker
+from stardag_graphql.database import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+)
 from stardag_graphql.errors import ServerConfigError
 from stardag_graphql.ide import OfflineGraphQL, static_mount
 from stardag_graphql.migrations import current_revision, ensure_schema, head_revision
@@ -127,7 +131,9 @@ def create_app(settings: Settings) -> Starlette:
                 async with sessions() as session:
                     local_user = (await ensure_local_identity(session)).user_id
             limiter = RateLimiter(settings.rate_limit_per_minute)
-            authenticator = Authenticator(sessions, limiter, auth, local_user)
+            authenticator = Authenticator(
+                sessions, limiter, auth, local_user, reads=create_read_sessionmaker(engine)
+            )
             holder.set(Registry(engine, sessions, Notifier(), authenticator))
             yield
         finally:
