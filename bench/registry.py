@@ -51,12 +51,16 @@ from sqlalchemy.engine import make_url
 import stardag_graphql
 from stardag_graphql.app import create_app
 from stardag_graphql.context import Context
-from stardag_graphql.database import create_engine, create_sessionmaker
+from stardag_graphql.database import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+)
 from stardag_graphql.migrations import upgrade
 from stardag_graphql.notify import Notifier
 from stardag_graphql.schema import schema
 from stardag_graphql.settings import Settings
-from stardag_graphql.store.tenancy import ensure_local_identity
+from stardag_graphql.store.tenancy import ensure_local_identity, local_identity
 
 PGBIN = Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
 BACKENDS = ("postgresql", "sqlite")
@@ -999,12 +1003,17 @@ async def _profile(
         statements.append((time.perf_counter() - started, statement, parameters))
 
     try:
-        sessions = create_sessionmaker(engine)
+        sessions, reads = create_sessionmaker(engine), create_read_sessionmaker(engine)
         async with sessions() as session:
-            identity = await ensure_local_identity(session)
+            local_user = (await ensure_local_identity(session)).user_id
 
         async def execute() -> None:
-            context = Context(sessions, identity, Notifier(), request_id="bench")
+            # As the app does for each request: the caller read with their workspaces.
+            async with reads() as session:
+                identity = await local_identity(session, local_user)
+            context = Context(
+                sessions, identity, Notifier(), request_id="bench", read_sessions=reads
+            )
             result = await schema.execute(query, variable_values=variables(), context_value=context)
             if result.errors:
                 raise RuntimeError(f"profile of {benchmark}: {result.errors}")

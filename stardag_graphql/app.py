@@ -39,7 +39,11 @@ from stardag_graphql.authentication import (
     exchange_token,
 )
 from stardag_graphql.context import Context
-from stardag_graphql.database import create_engine, create_sessionmaker
+from stardag_graphql.database import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+)
 from stardag_graphql.errors import ServerConfigError
 from stardag_graphql.ide import OfflineGraphQL, static_mount
 from stardag_graphql.migrations import current_revision, ensure_schema, head_revision
@@ -54,10 +58,12 @@ from stardag_graphql.tokens import TokenSigner
 
 @dataclass
 class Registry:
-    """What the app holds while it runs: the database, the notifier and who may sign in."""
+    """What the app holds while it runs: the database (sessions, and `reads` for reads outside a
+    transaction), the notifier and who may sign in."""
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    reads: async_sessionmaker[AsyncSession]
     notifier: Notifier
     authenticator: Authenticator
 
@@ -87,6 +93,7 @@ class RegistryGraphQL(OfflineGraphQL[Context, None]):
             notifier=running.notifier,
             request_id=request_id,
             reidentify=request.state.reidentify,
+            read_sessions=running.reads,
         )
 
 
@@ -127,8 +134,9 @@ def create_app(settings: Settings) -> Starlette:
                 async with sessions() as session:
                     local_user = (await ensure_local_identity(session)).user_id
             limiter = RateLimiter(settings.rate_limit_per_minute)
-            authenticator = Authenticator(sessions, limiter, auth, local_user)
-            holder.set(Registry(engine, sessions, Notifier(), authenticator))
+            reads = create_read_sessionmaker(engine)
+            authenticator = Authenticator(sessions, limiter, auth, local_user, reads=reads)
+            holder.set(Registry(engine, sessions, reads, Notifier(), authenticator))
             yield
         finally:
             holder.set(None)

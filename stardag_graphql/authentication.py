@@ -63,7 +63,11 @@ class ServerAuth:
 
 
 class Authenticator:
-    """Turns a request's credentials into an `Identity`; `auth` is None in local mode."""
+    """Turns a request's credentials into an `Identity`; `auth` is None in local mode.
+
+    `reads` (default: `sessions`) are the sessions that identify callers: each request reads
+    its caller's roles and workspaces in one statement, which needs no transaction around it.
+    """
 
     def __init__(
         self,
@@ -71,8 +75,11 @@ class Authenticator:
         limiter: RateLimiter,
         auth: ServerAuth | None,
         local_user: uuid.UUID | None,
+        *,
+        reads: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.reads = reads or sessions
         self.limiter = limiter
         self.auth = auth
         self.local_user = local_user
@@ -82,7 +89,7 @@ class Authenticator:
         `RateLimitedError` if the request may not go on. With `count=False` (a long-lived
         subscription checking again) the request is not counted against the rate limit."""
         credential = bearer(headers)
-        async with self.sessions() as session:
+        async with self.reads() as session:
             if credential is None:
                 if self.auth is not None or self.local_user is None:
                     raise CredentialError(

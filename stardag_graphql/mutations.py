@@ -6,14 +6,17 @@ subscriptions of its workspace.
 """
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.relay import GlobalID
 from strawberry.scalars import JSON
+from strawberry.types.arguments import InputContext
+from strawberry.types.base import get_object_definition
 
 from stardag_graphql import models
 from stardag_graphql.errors import InvalidInputError, NotFoundError
@@ -43,6 +46,25 @@ class TaskInput:
     dependencies: list[str] = strawberry.field(
         default_factory=list, description="The task ids this task needs (registered too)."
     )
+
+
+def _task_input(cls: type[TaskInput], value: Mapping[str, Any], context: InputContext) -> TaskInput:
+    # graphql-core has coerced and checked every field, and filled in the published defaults,
+    # so the value needs no per-field conversion: Strawberry's took about a third of the
+    # Python time of a batch of 1,000 tasks. All of TaskInput's fields are leaf types.
+    return cls(
+        task_id=value["taskId"],
+        name=value["name"],
+        namespace=value["namespace"],
+        version=value["version"],
+        parameters=value["parameters"],
+        output_uri=value.get("outputUri"),
+        # A copy: graphql-core gives every request that omits the field the same default list.
+        dependencies=list(value["dependencies"]),
+    )
+
+
+get_object_definition(TaskInput, strict=True).from_input = _task_input
 
 
 @strawberry.input(description="An event; `eventId`, chosen by the client, makes resending safe.")

@@ -35,6 +35,7 @@ from strawberry.types.execution import (
 
 from stardag_graphql.context import Context
 from stardag_graphql.errors import RegistryError
+from stardag_graphql.execution import LeafFastExecutionContext
 from stardag_graphql.management import ManagementMutation
 from stardag_graphql.mutations import BuildMutation
 from stardag_graphql.store import tenancy
@@ -57,13 +58,13 @@ class Query:
 
     @strawberry.field(description="The caller's organizations, by slug.")
     async def organizations(self, info: Info) -> list[Organization]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             rows = await tenancy.organizations(session, info.context.identity)
         return [Organization.from_row(row) for row in rows]
 
     @strawberry.field(description="One of the caller's organizations, by slug.")
     async def organization(self, info: Info, slug: str) -> Organization | None:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             row = await tenancy.organization_by_slug(session, info.context.identity, slug)
         return Organization.from_row(row) if row else None
 
@@ -173,6 +174,7 @@ schema = RegistrySchema(
     scalar_overrides={datetime: UTCDateTimeScalar},
     mutation=merge_types("Mutation", (BuildMutation, ManagementMutation)),
     subscription=Subscription,
+    execution_context_class=LeafFastExecutionContext,
     extensions=[
         # Clients send the same few documents again and again: parse and validate each once.
         lambda: ParserCache(maxsize=CACHED_DOCUMENTS),

@@ -56,7 +56,7 @@ class Subscription:
         resumed = since = _key(event_store.EVENTS_BY_RECORDING, after)
         sent: OrderedDict[uuid.UUID, None] = OrderedDict()
         while True:
-            async with info.context.sessions() as session:
+            async with info.context.reads() as session:
                 finished = await build_store.is_finished(session, build_pk)
                 rows = await event_store.recorded_since(session, build_pk, since, BATCH)
                 caught_up = len(rows) < BATCH
@@ -90,7 +90,7 @@ class Subscription:
         start = since = (models.utcnow(), uuid.UUID(int=0))
         sent: OrderedDict[tuple[uuid.UUID, datetime], None] = OrderedDict()
         while True:
-            async with info.context.sessions() as session:
+            async with info.context.reads() as session:
                 rows = await event_store.tasks_updated_since(session, workspace, since, BATCH)
                 caught_up = len(rows) < BATCH
                 if caught_up:

@@ -227,7 +227,7 @@ class Viewer:
 
     @strawberry.field(description="Every organization the caller belongs to, with their role.")
     async def memberships(self, info: Info) -> list[Membership]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             rows = await tenancy.memberships_of(session, self.row.id)
         return [
             Membership(
@@ -239,7 +239,7 @@ class Viewer:
 
     @strawberry.field(description="Invites to the caller's verified email, newest first.")
     async def invites(self, info: Info) -> list[Invite]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             rows = await organization_store.invites_to(session, self.row)
         return [Invite.from_row(row) for row in rows]
 
@@ -485,9 +485,14 @@ class Task(Node):
         max_depth: int | None,
         max_nodes: int,
     ) -> Lineage | TruncatedLineage:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             found = await walk(
-                session, self.workspace_pk, self.task_id, max_depth=max_depth, max_nodes=max_nodes
+                session,
+                self.workspace_pk,
+                self.task_id,
+                max_depth=max_depth,
+                max_nodes=max_nodes,
+                root_pk=self.row_pk,
             )
         nodes = [
             LineageNode(
@@ -509,11 +514,11 @@ class Task(Node):
     async def events(
         self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[Event]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             page = await event_store.task_events(session, self.row_pk, first, after)
 
         async def count() -> int:
-            async with info.context.sessions() as session:
+            async with info.context.reads() as session:
                 return await event_store.count_events(session, task_pk=self.row_pk)
 
         return connection(
@@ -524,13 +529,13 @@ class Task(Node):
     async def builds(
         self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection["Build"]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             page = await build_store.find_builds(
                 session, self.workspace_pk, (), first, after, task_pk=self.row_pk
             )
 
         async def count() -> int:
-            async with info.context.sessions() as session:
+            async with info.context.reads() as session:
                 return await build_store.count_builds(
                     session, self.workspace_pk, (), task_pk=self.row_pk
                 )
@@ -546,7 +551,7 @@ class Task(Node):
 
     @strawberry.field(description="Up to `first` (1 to 1000) log lines after line number `after`.")
     async def logs(self, info: Info, after: int | None = None, first: int = 100) -> list[LogLine]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             rows = await log_store.read_logs(session, self.workspace_pk, self.task_id, after, first)
         return [
             LogLine(seq=row.seq, stream=row.stream, text=row.text, logged_at=row.logged_at)
@@ -602,7 +607,7 @@ class Build(Node):
 
     @strawberry.field(description="The tasks the build was asked for.")
     async def root_tasks(self, info: Info) -> list[Task]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             rows = await build_store.root_tasks(session, self.row_pk)
         return [Task.from_row(row) for row in rows]
 
@@ -621,11 +626,11 @@ class Build(Node):
     async def events(
         self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[Event]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             page = await event_store.build_events(session, self.row_pk, first, after)
 
         async def count() -> int:
-            async with info.context.sessions() as session:
+            async with info.context.reads() as session:
                 return await event_store.count_events(session, build_id=self.row_pk)
 
         return connection(
@@ -634,7 +639,7 @@ class Build(Node):
 
     @strawberry.field(description="The build's tasks and the dependencies among them.")
     async def graph(self, info: Info) -> BuildGraph:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             rows, edges = await build_store.build_graph(session, self.row_pk)
         task_ids = {row.id: row.task_id for row in rows}
         return BuildGraph(
@@ -718,13 +723,13 @@ async def find_tasks(
     """A connection of the workspace's tasks that match `task_filter`."""
     order = order_by or TaskOrder()
     ordering = task_search.task_ordering(order.field.value, order.direction is OrderDirection.DESC)
-    async with info.context.sessions() as session:
+    async with info.context.reads() as session:
         page = await task_search.find_tasks(
             session, workspace_pk, task_filter, ordering, first, after
         )
 
     async def count() -> int:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             return await task_search.count_tasks(session, workspace_pk, task_filter)
 
     return connection(page, ordering.cursor, Task.from_row, count, after)
@@ -780,7 +785,7 @@ class Workspace(Node):
 
     @strawberry.field(description="The named roots the workspace's outputs live under.")
     async def target_roots(self, info: Info) -> list[TargetRoot]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             rows = await tenancy.target_roots(session, self.row_pk)
         return [TargetRoot(name=row.name, uri=row.uri) for row in rows]
 
@@ -788,7 +793,7 @@ class Workspace(Node):
         description="The workspace's API keys (prefixes only).", permission_classes=GUARDED
     )
     async def api_keys(self, info: Info) -> list[ApiKey]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             rows = await tenancy.api_keys(session, self.row_pk)
         return [ApiKey.from_row(row) for row in rows]
 
@@ -801,11 +806,11 @@ class Workspace(Node):
         after: str | None = None,
     ) -> Connection[Build]:
         statuses = (filter.statuses if filter else None) or ()
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             page = await build_store.find_builds(session, self.row_pk, statuses, first, after)
 
         async def count() -> int:
-            async with info.context.sessions() as session:
+            async with info.context.reads() as session:
                 return await build_store.count_builds(session, self.row_pk, statuses)
 
         return connection(
@@ -831,13 +836,13 @@ class Workspace(Node):
 
     @strawberry.field(description="A task of the workspace, by its stardag task id.")
     async def task(self, info: Info, task_id: str) -> Task | None:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             row = await task_store.task_by_id(session, self.row_pk, task_id)
         return Task.from_row(row) if row else None
 
     @strawberry.field(description="Locks held now, by key.")
     async def locks(self, info: Info) -> list[Lock]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             rows = await lock_store.list_locks(session, self.row_pk)
         return [
             Lock(
@@ -852,7 +857,7 @@ class Workspace(Node):
 
     @strawberry.field(description="Whether `fencingToken` is the live token of lock `key`.")
     async def fencing_token_valid(self, info: Info, key: str, fencing_token: int) -> bool:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             return await lock_store.check_fencing_token(session, self.row_pk, key, fencing_token)
 
     @strawberry.field(description="Parameter names of matching tasks, for autocomplete.")
@@ -860,7 +865,7 @@ class Workspace(Node):
         self, info: Info, filter: TaskFilter | None = None, prefix: str = ""
     ) -> list[str]:
         task_filter = filter.to_store() if filter else task_search.TaskFilter()
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             return await task_search.filter_keys(session, self.row_pk, task_filter, prefix)
 
     @strawberry.field(description="Values of parameter `key` among matching tasks, by prefix.")
@@ -868,7 +873,7 @@ class Workspace(Node):
         self, info: Info, key: str, filter: TaskFilter | None = None, prefix: str = ""
     ) -> list[str]:
         task_filter = filter.to_store() if filter else task_search.TaskFilter()
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             return await task_search.filter_values(session, self.row_pk, task_filter, key, prefix)
 
 
@@ -911,7 +916,7 @@ class Organization(Node):
         description="The organization's members, by email.", permission_classes=GUARDED
     )
     async def members(self, info: Info) -> list[Member]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             rows = await tenancy.members_of(session, self.row_pk)
         return [
             Member(user=User.from_row(user), role=membership.role, joined_at=membership.created_at)
@@ -922,13 +927,13 @@ class Organization(Node):
         description="Invitations not yet accepted, newest first.", permission_classes=GUARDED
     )
     async def invites(self, info: Info) -> list[Invite]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             rows = await tenancy.pending_invites(session, self.row_pk)
         return [Invite.from_row(row) for row in rows]
 
     @strawberry.field(description="The organization's workspaces the caller reaches, by slug.")
     async def workspaces(self, info: Info) -> list[Workspace]:
-        async with info.context.sessions() as session:
+        async with info.context.reads() as session:
             rows = await tenancy.workspaces_of(session, info.context.identity, self.row_pk)
         return [Workspace.from_row(row) for row in rows]
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stardag_graphql.errors import InvalidInputError, NotFoundError
 from stardag_graphql.models import ApiKey, Role, Workspace, utcnow
-from stardag_graphql.store.tenancy import Identity
+from stardag_graphql.store.tenancy import Identity, Reach
 
 KEY_PREFIX = "sd_"
 PREFIX_LENGTH = 10
@@ -116,15 +116,23 @@ async def api_key_identity(session: AsyncSession, key: str) -> Identity | None:
     row = await verify_api_key(session, key)
     if row is None:
         return None
-    organization = await session.scalar(
-        select(Workspace.organization_id).where(Workspace.id == row.workspace_id)
-    )
-    if organization is None:
+    workspace = (
+        await session.execute(
+            select(Workspace.organization_id, Workspace.archived_at).where(
+                Workspace.id == row.workspace_id
+            )
+        )
+    ).first()
+    if workspace is None:
         return None
+    organization, archived_at = workspace
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         await mark_used(session, row.id)
         await session.commit()
     return Identity(
-        row.created_by_id, {organization: Role.MEMBER}, api_key_workspace=row.workspace_id
+        row.created_by_id,
+        {organization: Role.MEMBER},
+        api_key_workspace=row.workspace_id,
+        workspaces={row.workspace_id: Reach(organization, archived_at is not None)},
     )

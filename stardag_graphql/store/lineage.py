@@ -17,7 +17,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Integer, String, func, literal_column, or_, select, type_coerce
+from sqlalchemy import (
+    Integer,
+    String,
+    Uuid,
+    any_,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -63,9 +75,11 @@ async def upstream(
     *,
     max_depth: int | None,
     max_nodes: int,
+    root_pk: uuid.UUID | None = None,
 ) -> Lineage:
-    """The tasks that `task_id` needs, directly or transitively."""
-    return await _lineage(session, workspace_id, task_id, "upstream", max_depth, max_nodes)
+    """The tasks that `task_id` needs, directly or transitively. `root_pk`, its row
+    id when the caller has it, saves looking it up."""
+    return await _lineage(session, workspace_id, task_id, "upstream", max_depth, max_nodes, root_pk)
 
 
 async def downstream(
@@ -75,9 +89,13 @@ async def downstream(
     *,
     max_depth: int | None,
     max_nodes: int,
+    root_pk: uuid.UUID | None = None,
 ) -> Lineage:
-    """The tasks that need `task_id`, directly or transitively."""
-    return await _lineage(session, workspace_id, task_id, "downstream", max_depth, max_nodes)
+    """The tasks that need `task_id`, directly or transitively. `root_pk`, its row
+    id when the caller has it, saves looking it up."""
+    return await _lineage(
+        session, workspace_id, task_id, "downstream", max_depth, max_nodes, root_pk
+    )
 
 
 async def _lineage(
@@ -87,6 +105,7 @@ async def _lineage(
     direction: Literal["upstream", "downstream"],
     max_depth: int | None,
     max_nodes: int,
+    root_pk: uuid.UUID | None,
 ) -> Lineage:
     if not 1 <= max_nodes <= MAX_NODES_LIMIT:
         raise InvalidInputError(
@@ -94,7 +113,8 @@ async def _lineage(
         )
     if max_depth is not None and max_depth < 1:
         raise InvalidInputError(f"max_depth must be None or at least 1, got {max_depth}")
-    root_pk = (await task_pks(session, workspace_id, [task_id]))[task_id]
+    if root_pk is None:
+        root_pk = (await task_pks(session, workspace_id, [task_id]))[task_id]
 
     if direction == "upstream":
         near, far = TaskDependency.downstream_pk, TaskDependency.upstream_pk
@@ -104,9 +124,11 @@ async def _lineage(
         nearest = await _closure_depths(session, workspace_id, root_pk, near, far)
         if max_depth is not None:
             nearest = {pk: depth for pk, depth in nearest.items() if depth <= max_depth}
+        nodes, truncated = await _nearest_nodes(session, nearest, max_nodes)
     else:
-        nearest = await _bounded_depths(session, workspace_id, root_pk, near, far, max_depth)
-    nodes, truncated = await _nearest_nodes(session, nearest, max_nodes)
+        found = await _bounded_nodes(session, workspace_id, root_pk, near, far, max_depth)
+        found.sort(key=lambda node: (node.depth, node.task_id))
+        nodes, truncated = found[:max_nodes], len(found) > max_nodes
     kept = {root_pk: task_id, **{node.pk: node.task_id for node in nodes}}
     return Lineage(
         root=task_id,
@@ -116,14 +138,16 @@ async def _lineage(
     )
 
 
-async def _bounded_depths(
+async def _bounded_nodes(
     session: AsyncSession,
     workspace_id: uuid.UUID,
     root_pk: uuid.UUID,
     near: InstrumentedAttribute[uuid.UUID],
     far: InstrumentedAttribute[uuid.UUID],
     max_depth: int,
-) -> dict[uuid.UUID, int]:
+) -> list[LineageNode]:
+    """The nodes within `max_depth`, each at its smallest depth, with their task rows: one
+    statement (a shallow lineage is small)."""
     walk = (
         select(far.label("pk"), literal_column("1", Integer).label("depth"))
         .where(TaskDependency.workspace_id == workspace_id, near == root_pk)
@@ -134,10 +158,18 @@ async def _bounded_depths(
         .join(walk, near == walk.c.pk)
         .where(TaskDependency.workspace_id == workspace_id, walk.c.depth < max_depth)
     )
-    rows = await session.execute(
-        select(walk.c.pk, func.min(walk.c.depth)).where(walk.c.pk != root_pk).group_by(walk.c.pk)
+    nearest = (
+        select(walk.c.pk, func.min(walk.c.depth).label("depth"))
+        .where(walk.c.pk != root_pk)
+        .group_by(walk.c.pk)
+        .subquery("nearest")
     )
-    return dict(rows.all())
+    rows = await session.execute(
+        select(Task.id, Task.task_id, Task.namespace, Task.name, Task.status, nearest.c.depth).join(
+            nearest, nearest.c.pk == Task.id
+        )
+    )
+    return [LineageNode(*row) for row in rows]
 
 
 async def _closure_depths(
@@ -216,11 +248,18 @@ async def _edges(
     """The dependencies among the tasks `task_ids` (row id to task id), as task id pairs."""
     pks = list(task_ids)
     edges: list[tuple[str, str]] = []
-    for start in range(0, len(pks), BATCH_SIZE):
+    # PostgreSQL takes the ids as one array parameter: one short statement, which psycopg
+    # converts much faster than an IN list of hundreds of parameters.
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    size = len(pks) if postgresql else BATCH_SIZE
+    for start in range(0, len(pks), size):
+        batch = pks[start : start + size]
         rows = await session.execute(
             select(TaskDependency.upstream_pk, TaskDependency.downstream_pk).where(
                 TaskDependency.workspace_id == workspace_id,
-                TaskDependency.upstream_pk.in_(pks[start : start + BATCH_SIZE]),
+                TaskDependency.upstream_pk == any_(cast(batch, ARRAY(Uuid())))
+                if postgresql
+                else TaskDependency.upstream_pk.in_(batch),
             )
         )
         edges.extend((task_ids[up], task_ids[down]) for up, down in rows if down in task_ids)

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import case, select, update
+from sqlalchemy import String, Text, Uuid, any_, bindparam, case, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stardag_graphql.errors import UnknownTaskError
@@ -23,7 +25,7 @@ from stardag_graphql.models import (
     TaskStatus,
     utcnow,
 )
-from stardag_graphql.store.upsert import insert, insert_rows, table_of
+from stardag_graphql.store.upsert import dialect_of, insert, insert_rows, table_of
 
 # Rows per INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
 BATCH_SIZE = 500
@@ -82,22 +84,65 @@ async def register_tasks(
     Registering a task again changes nothing but its output URI, when that moved.
     Dependencies must be registered earlier or in the same batch.
     """
-    # Rows go in in task id order: workers registering the same tasks at once then take
-    # their row locks in the same order, and cannot deadlock.
+    # One row per task id (the last one sent wins): one upsert statement may not touch a row
+    # twice. Rows go in in task id order, edges too: workers registering the same tasks at
+    # once then take their row locks in the same order, and cannot deadlock.
     tasks = sorted(tasks, key=lambda task: task.task_id)
-    now = utcnow()
-    statement = insert(session, table_of(Task))
-    statement = statement.on_conflict_do_update(
-        index_elements=["workspace_id", "task_id"],
-        set_={
-            "output_uri": statement.excluded.output_uri,
-            "updated_at": statement.excluded.updated_at,
-        },
-        where=Task.__table__.c.output_uri.is_distinct_from(statement.excluded.output_uri),
+    latest = {task.task_id: task for task in tasks}
+    pks = await _upsert_tasks(session, workspace_id, list(latest.values()))
+    wanted = {dep for task in tasks for dep in task.dependencies} | latest.keys()
+    pks.update(await task_pks(session, workspace_id, wanted - pks.keys()))
+    edges = list(
+        dict.fromkeys(
+            (pks[dep], pks[task.task_id]) for task in tasks for dep in sorted(task.dependencies)
+        )
     )
+    if dialect_of(session) == "sqlite":
+        await insert_rows(
+            session,
+            _SQLITE_EDGE_INSERT,
+            [
+                {"upstream_pk": up, "downstream_pk": down, "workspace_id": workspace_id}
+                for up, down in edges
+            ],
+        )
+    elif edges:
+        await session.execute(
+            _PG_EDGE_INSERT,
+            {
+                "workspace_id": workspace_id,
+                "upstream": [up for up, _ in edges],
+                "downstream": [down for _, down in edges],
+            },
+        )
+    return {task_id: pks[task_id] for task_id in latest}
+
+
+async def _upsert_tasks(
+    session: AsyncSession, workspace_id: uuid.UUID, tasks: Sequence[TaskRegistration]
+) -> dict[str, uuid.UUID]:
+    """Insert the new tasks, move changed output URIs; the row ids of the rows written, where
+    the backend tells them cheaply (PostgreSQL)."""
+    now = utcnow()
+    if dialect_of(session) == "postgresql":
+        rows = await session.execute(
+            _PG_TASK_UPSERT,
+            {
+                "workspace_id": workspace_id,
+                "now": now,
+                "ids": [uuid.uuid4() for _ in tasks],
+                "task_ids": [task.task_id for task in tasks],
+                "namespaces": [task.namespace for task in tasks],
+                "names": [task.name for task in tasks],
+                "versions": [task.version for task in tasks],
+                "parameters": [dict(task.parameters) for task in tasks],
+                "output_uris": [task.output_uri for task in tasks],
+            },
+        )
+        return {row.task_id: row.id for row in rows}
     await insert_rows(
         session,
-        statement,
+        _SQLITE_TASK_UPSERT,
         [
             {
                 "id": uuid.uuid4(),
@@ -115,18 +160,72 @@ async def register_tasks(
             for task in tasks
         ],
     )
-    wanted = {task.task_id for task in tasks}
-    wanted.update(dep for task in tasks for dep in task.dependencies)
-    pks = await task_pks(session, workspace_id, wanted)
-    edges = [
-        {"upstream_pk": pks[dep], "downstream_pk": pks[task.task_id], "workspace_id": workspace_id}
-        for task in tasks
-        for dep in sorted(task.dependencies)
-    ]
-    await insert_rows(
-        session, insert(session, table_of(TaskDependency)).on_conflict_do_nothing(), edges
+    return {}
+
+
+def _upsert(statement: postgresql.Insert | sqlite.Insert) -> postgresql.Insert | sqlite.Insert:
+    """`statement` made a task upsert: a known task changes only an output URI that moved."""
+    return statement.on_conflict_do_update(
+        index_elements=["workspace_id", "task_id"],
+        set_={
+            "output_uri": statement.excluded.output_uri,
+            "updated_at": statement.excluded.updated_at,
+        },
+        where=_TASKS.c.output_uri.is_distinct_from(statement.excluded.output_uri),
     )
-    return {task_id: pks[task_id] for task_id in {task.task_id for task in tasks}}
+
+
+# The write statements are built once: building them (the upsert's `excluded` alias most of
+# all) cost more Python time than running them for one task.
+_TASKS = table_of(Task)
+_EDGES = table_of(TaskDependency)
+
+# PostgreSQL gets the rows column-wise, as arrays that `unnest` turns into rows: one short
+# statement for any number of rows. Row-wise, psycopg's executemany runs an INSERT per row,
+# and a multi-row VALUES of a thousand tasks costs more to convert in psycopg than to run.
+_PG_NEW_TASKS = (
+    func.unnest(
+        bindparam("ids", type_=ARRAY(Uuid())),
+        bindparam("task_ids", type_=ARRAY(String())),
+        bindparam("namespaces", type_=ARRAY(String())),
+        bindparam("names", type_=ARRAY(String())),
+        bindparam("versions", type_=ARRAY(String())),
+        bindparam("parameters", type_=ARRAY(JSONB())),
+        bindparam("output_uris", type_=ARRAY(Text())),
+    )
+    .table_valued("id", "task_id", "namespace", "name", "version", "parameters", "output_uri")
+    .render_derived(name="new_tasks")
+)
+_NOW = bindparam("now", type_=_TASKS.c.created_at.type)
+_PG_TASK_UPSERT = _upsert(
+    postgresql.insert(_TASKS).from_select(
+        [*_PG_NEW_TASKS.c.keys(), "workspace_id", "status", "created_at", "updated_at"],
+        select(
+            *_PG_NEW_TASKS.c,
+            bindparam("workspace_id", type_=Uuid()),
+            literal(TaskStatus.PENDING, _TASKS.c.status.type),
+            _NOW,
+            _NOW,
+        ),
+    )
+).returning(_TASKS.c.task_id, _TASKS.c.id)
+_PG_NEW_EDGES = (
+    func.unnest(
+        bindparam("upstream", type_=ARRAY(Uuid())), bindparam("downstream", type_=ARRAY(Uuid()))
+    )
+    .table_valued("upstream_pk", "downstream_pk")
+    .render_derived(name="new_edges")
+)
+_PG_EDGE_INSERT = (
+    postgresql.insert(_EDGES)
+    .from_select(
+        ["upstream_pk", "downstream_pk", "workspace_id"],
+        select(*_PG_NEW_EDGES.c, bindparam("workspace_id", type_=Uuid())),
+    )
+    .on_conflict_do_nothing()
+)
+_SQLITE_TASK_UPSERT = _upsert(sqlite.insert(_TASKS))
+_SQLITE_EDGE_INSERT = sqlite.insert(_EDGES).on_conflict_do_nothing()
 
 
 async def record_events(
@@ -191,13 +290,15 @@ async def task_pks(
     """Row ids of the given task ids in a workspace; raises `UnknownTaskError` for a missing one."""
     wanted = sorted(set(task_ids))
     found: dict[str, uuid.UUID] = {}
-    for batch in _batches(wanted):
-        rows = await session.execute(
-            select(Task.task_id, Task.id).where(
-                Task.workspace_id == workspace_id, Task.task_id.in_(batch)
+    postgresql = dialect_of(session) == "postgresql"
+    # PostgreSQL takes any number of ids as one array parameter: one statement.
+    for batch in [wanted] if postgresql else _batches(wanted):
+        if batch:
+            rows = await session.execute(
+                _PG_TASK_PKS if postgresql else _TASK_PKS,
+                {"workspace_id": workspace_id, "task_ids": list(batch)},
             )
-        )
-        found.update(rows.all())
+            found.update((row.task_id, row.id) for row in rows)
     if missing := [task_id for task_id in wanted if task_id not in found]:
         raise UnknownTaskError(
             f"task ids not registered in workspace {workspace_id}: {', '.join(missing[:5])}"
@@ -230,6 +331,17 @@ async def dependents(
         .order_by(Task.task_id)
     )
     return _grouped(task_pks, rows)
+
+
+# Built once: building the SELECT each time cost about as much as running it.
+_TASK_PKS = select(Task.task_id, Task.id).where(
+    Task.workspace_id == bindparam("workspace_id"),
+    Task.task_id.in_(bindparam("task_ids", expanding=True)),
+)
+_PG_TASK_PKS = select(Task.task_id, Task.id).where(
+    Task.workspace_id == bindparam("workspace_id"),
+    Task.task_id == any_(bindparam("task_ids", type_=ARRAY(String()))),
+)
 
 
 def _grouped(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stardag_graphql.models import (
@@ -32,16 +32,26 @@ LOCAL_ORGANIZATION_SLUG = "local"
 LOCAL_WORKSPACE_SLUG = "default"
 
 
+class Reach(NamedTuple):
+    """How the caller reaches a workspace: through which organization, and if it is archived."""
+
+    organization_id: uuid.UUID
+    archived: bool
+
+
 @dataclass(frozen=True)
 class Identity:
     """The caller: a user with a role in each of their organizations, or a workspace API key.
 
     An API key acts for the user who created it (if any), within its workspace only.
+    `workspaces`, when the identity was read with them (as a request's identity is, in the
+    same statement as its roles), are the workspaces the caller reaches; None: not read.
     """
 
     user_id: uuid.UUID | None
     roles: Mapping[uuid.UUID, Role]
     api_key_workspace: uuid.UUID | None = None
+    workspaces: Mapping[uuid.UUID, Reach] | None = None
 
     @property
     def organization_ids(self) -> frozenset[uuid.UUID]:
@@ -119,13 +129,6 @@ async def workspace(
     )
 
 
-class Reach(NamedTuple):
-    """How the caller reaches a workspace: through which organization, and if it is archived."""
-
-    organization_id: uuid.UUID
-    archived: bool
-
-
 async def workspace_ids(session: AsyncSession, identity: Identity) -> dict[uuid.UUID, Reach]:
     """Every workspace the caller reaches, with its organization and whether it is archived."""
     statement = select(Workspace.id, Workspace.organization_id, Workspace.archived_at).where(
@@ -141,26 +144,43 @@ async def workspace_ids(session: AsyncSession, identity: Identity) -> dict[uuid.
 
 
 async def local_identity(session: AsyncSession, user_id: uuid.UUID) -> Identity:
-    """The local user (local mode), with their role in each of their organizations."""
-    rows = await session.execute(
-        select(Membership.organization_id, Membership.role).where(Membership.user_id == user_id)
-    )
-    return Identity(user_id, dict(rows.all()))
+    """The local user (local mode), with their role in each of their organizations and the
+    workspaces they reach."""
+    return await _member_identity(session, user_id, Membership.user_id == user_id)
 
 
 async def member_identity(
     session: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID
 ) -> Identity:
-    """A signed-in user acting in one organization, with their role there as of now.
+    """A signed-in user acting in one organization, with their role there as of now and the
+    workspaces they reach through it.
 
     A user no longer a member gets no role: the organization then reads as missing to them.
     """
-    role = await session.scalar(
-        select(Membership.role).where(
-            Membership.user_id == user_id, Membership.organization_id == organization_id
-        )
+    return await _member_identity(
+        session,
+        user_id,
+        and_(Membership.user_id == user_id, Membership.organization_id == organization_id),
     )
-    return Identity(user_id, {} if role is None else {organization_id: role})
+
+
+async def _member_identity(
+    session: AsyncSession, user_id: uuid.UUID, memberships: ColumnElement[bool]
+) -> Identity:
+    # Roles and workspaces in one statement: a request's identity costs one round trip.
+    rows = await session.execute(
+        select(Membership.organization_id, Membership.role, Workspace.id, Workspace.archived_at)
+        .select_from(Membership)
+        .outerjoin(Workspace, Workspace.organization_id == Membership.organization_id)
+        .where(memberships)
+    )
+    roles: dict[uuid.UUID, Role] = {}
+    workspaces: dict[uuid.UUID, Reach] = {}
+    for organization_id, role, workspace_id, archived_at in rows:
+        roles[organization_id] = role
+        if workspace_id is not None:
+            workspaces[workspace_id] = Reach(organization_id, archived_at is not None)
+    return Identity(user_id, roles, workspaces=workspaces)
 
 
 async def workspaces_of(

@@ -18,9 +18,14 @@ from stardag_graphql.models import Base
 
 def insert(session: AsyncSession, table: type[Base] | Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT for ``table`` with ``on_conflict_do_*``: PostgreSQL's, else SQLite's."""
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_of(session) == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def dialect_of(session: AsyncSession) -> str:
+    """The name of the session's database dialect: ``postgresql`` or ``sqlite``."""
+    return session.get_bind().dialect.name
 
 
 def table_of(model: type[Base]) -> Table:
