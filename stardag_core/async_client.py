@@ -17,9 +17,7 @@ from typing import Any
 
 import httpx
 from gql import Client, GraphQLRequest
-from gql.transport.exceptions import (
-    TransportError,
-)
+from gql.transport.exceptions import TransportError
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 

@@ -94,8 +94,8 @@ class _Handler(logging.Handler):
             except Exception:
                 self.handleError(record)
         # Logging hands a record no handler takes to its last resort (stderr, warnings and
-        # above); this handler must not swallow what would have appeared there.
-        # It writes to the real stderr: through the stand-in, the line would be captured twice.
+        # above); this handler must not swallow what would have appeared there. It writes to
+        # the real stderr: through the stand-in, the line would be captured twice.
         last_resort = logging.lastResort
         if last_resort is not None and record.levelno >= last_resort.level and _alone(record):
             stderr = sys.stderr.original if isinstance(sys.stderr, _Tee) else sys.stderr

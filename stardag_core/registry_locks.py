@@ -170,7 +170,7 @@ class GraphQLLocks:
                     return bool(self._call("complete", completion))
                 except RegistryUnavailable as error:
                     logger.warning("cannot record %s yet (%s); retrying", lease.key, error)
-                    time.sleep(min(MAX_BACKOFF_SECONDS, max(0.0, self.ttl / 4)))
+                    time.sleep(min(MAX_BACKOFF_SECONDS, self.ttl / 4))
             return False
         finally:
             self._forget(lease)
