@@ -127,7 +127,9 @@ class Scheduler:
         self._settings = get_settings()
         self._nodes: dict[UUID, _Node] = {}
         self._ready: deque[_Node] = deque()
-        self._parked: set[asyncio.Task[None]] = set()
+        # Waits that hold no executor slot: tasks parked on another worker's lock, and
+        # completions being recorded under a lock.
+        self._aside: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._custom_checks = asyncio.Semaphore(_COMPLETENESS_CONCURRENCY)
 
@@ -154,13 +156,13 @@ class Scheduler:
                 if node.state is _State.READY:
                     node.state = _State.RUNNING
                     running.add(asyncio.create_task(self._execute(node)))
-            if not running and not self._parked:
+            if not running and not self._aside:
                 break
             finished, _ = await asyncio.wait(
-                running | self._parked, return_when=asyncio.FIRST_COMPLETED
+                running | self._aside, return_when=asyncio.FIRST_COMPLETED
             )
             running -= finished
-            self._parked -= finished
+            self._aside -= finished
             for done in finished:
                 done.result()  # the scheduler's own bugs surface here, not in a task's failure
 
@@ -288,12 +290,21 @@ class Scheduler:
         if isinstance(outcome, Suspended):
             await self._suspend(node, outcome)
             return
+        if node.lease is not None:
+            # Recording the completion is a round trip to the registry, made aside: the
+            # slot goes to the next task meanwhile, whose completion may join the request.
+            self._aside.add(asyncio.create_task(self._finish(node, node.elapsed)))
+            return
+        await self._finish(node, node.elapsed)
+
+    async def _finish(self, node: _Node, elapsed: float) -> None:
+        """Record a task that ran to its end as built, and ready what waited for it."""
         if not await self._record_completion(node):
             return
         await self._publish_assets(node)
         node.state = _State.BUILT
         self.summary.built.append(node.task)
-        self.summary.durations[node.task.id] = node.elapsed
+        self.summary.durations[node.task.id] = elapsed
         self._progress.advance(f"built {node.task.get_name()}")
         self._satisfied(node)
 
@@ -362,7 +373,7 @@ class Scheduler:
             node.lease = await self._locking(locks.acquire, node.task)
             if node.lease is None:
                 node.state = _State.PARKED
-                self._parked.add(asyncio.create_task(self._wait_for_lock(node, locks)))
+                self._aside.add(asyncio.create_task(self._wait_for_lock(node, locks)))
                 return False
         complete = await self._check([node])
         if node.state is _State.FAILED:

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -43,6 +44,7 @@ from stardag_graphql.database import (
     create_engine,
     create_read_sessionmaker,
     create_sessionmaker,
+    create_write_gate,
 )
 from stardag_graphql.errors import ServerConfigError
 from stardag_graphql.ide import OfflineGraphQL, static_mount
@@ -66,6 +68,7 @@ class Registry:
     reads: async_sessionmaker[AsyncSession]
     notifier: Notifier
     authenticator: Authenticator
+    write_gate: contextlib.AbstractAsyncContextManager[Any]
 
 
 class RegistryGraphQL(OfflineGraphQL[Context, None]):
@@ -94,6 +97,7 @@ class RegistryGraphQL(OfflineGraphQL[Context, None]):
             request_id=request_id,
             reidentify=request.state.reidentify,
             read_sessions=running.reads,
+            write_gate=running.write_gate,
         )
 
 
@@ -136,7 +140,11 @@ def create_app(settings: Settings) -> Starlette:
             limiter = RateLimiter(settings.rate_limit_per_minute)
             reads = create_read_sessionmaker(engine)
             authenticator = Authenticator(sessions, limiter, auth, local_user, reads=reads)
-            holder.set(Registry(engine, sessions, reads, Notifier(), authenticator))
+            holder.set(
+                Registry(
+                    engine, sessions, reads, Notifier(), authenticator, create_write_gate(engine)
+                )
+            )
             yield
         finally:
             holder.set(None)

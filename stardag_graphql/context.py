@@ -5,9 +5,10 @@ own read session, since one `AsyncSession` cannot run concurrent queries.
 """
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
@@ -55,6 +56,7 @@ class Context:
     request_id: str
     reidentify: Callable[[], Awaitable[Identity]] | None = None
     read_sessions: async_sessionmaker[AsyncSession] | None = None
+    write_gate: AbstractAsyncContextManager[Any] = field(default_factory=nullcontext)
     loaders: Loaders = field(init=False)
     _workspaces: dict[uuid.UUID, Reach] | None = field(init=False, default=None)
 
@@ -62,6 +64,13 @@ class Context:
         """A session for reads: `read_sessions` when given (on PostgreSQL they run outside a
         transaction, which saves BEGIN and ROLLBACK round trips), else one of `sessions`."""
         return (self.read_sessions or self.sessions)()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction that commits at the end (rolls back on an error),
+        once the write gate lets it in (see `create_write_gate`)."""
+        async with self.write_gate, self.sessions() as session, session.begin():
+            yield session
 
     async def workspace_ids(self) -> Mapping[uuid.UUID, Reach]:
         """The workspaces the caller reaches, each with its organization (read once a request:

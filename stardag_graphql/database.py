@@ -1,6 +1,8 @@
 """Async engines and sessions for the registry database: embedded SQLite or PostgreSQL."""
 
+import asyncio
 import time
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,20 @@ def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSes
     if engine.dialect.name != "postgresql":
         return create_sessionmaker(engine)
     return create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+def create_write_gate(engine: AsyncEngine) -> AbstractAsyncContextManager[Any]:
+    """What a write transaction holds while it runs: on SQLite, one lock for the process.
+
+    SQLite lets one transaction write at a time, and a second writer waits in SQLite's busy
+    handler, which sleeps in steps of up to 100 ms before it looks again: two concurrent
+    requests cost each other far more than the first one's transaction takes. Queued on an
+    asyncio lock instead, the next writer starts the moment the previous one commits (the
+    busy timeout still covers writers in other processes). PostgreSQL needs no gate.
+    """
+    if engine.dialect.name == "sqlite":
+        return asyncio.Lock()
+    return nullcontext()
 
 
 def _create_postgresql_engine(url: URL) -> AsyncEngine:

@@ -46,7 +46,7 @@ class ManagementMutation:
     )
     async def create_organization(self, info: Info, slug: str, name: str) -> OrganizationSummary:
         user = info.context.require_signed_in()
-        async with info.context.sessions() as session, session.begin():
+        async with info.context.transaction() as session:
             row = await organization_store.create_organization(session, user, slug, name)
         return OrganizationSummary(slug=row.slug, name=row.name)
 
@@ -132,14 +132,14 @@ class ManagementMutation:
     )
     async def accept_invite(self, info: Info, invite_id: GlobalID) -> OrganizationSummary:
         user = await _signed_in_user(info)
-        async with info.context.sessions() as session, session.begin():
+        async with info.context.transaction() as session:
             row = await organization_store.accept_invite(session, user, row_id(invite_id, "Invite"))
         return OrganizationSummary(slug=row.slug, name=row.name)
 
     @strawberry.mutation(description="Decline an invite to your email.")
     async def decline_invite(self, info: Info, invite_id: GlobalID) -> bool:
         user = await _signed_in_user(info)
-        async with info.context.sessions() as session, session.begin():
+        async with info.context.transaction() as session:
             await organization_store.decline_invite(session, user, row_id(invite_id, "Invite"))
         return True
 
@@ -186,7 +186,7 @@ async def _managing(
     info.context.require_in_organization(pk, operation_action("Mutation", info.field_name))
     if role is models.Role.OWNER:
         info.context.require_in_organization(pk, Action.MANAGE_OWNERS)
-    async with info.context.sessions() as session, session.begin():
+    async with info.context.transaction() as session:
         yield session, pk
 
 

@@ -9,11 +9,13 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.relay import GlobalID
+from strawberry.relay.types import GlobalIDValueError, InvalidGlobalIDError
 from strawberry.scalars import JSON
 from strawberry.types.arguments import InputContext
 from strawberry.types.base import get_object_definition
@@ -77,6 +79,35 @@ class EventInput:
     payload: JSON | None = strawberry.field(default=None, description="A JSON object.")
 
 
+def _event_input(
+    cls: type[EventInput], value: Mapping[str, Any], context: InputContext
+) -> EventInput:
+    # As for TaskInput: graphql-core has coerced every field (the kind to its enum member),
+    # so only the build's global id is left to decode.
+    build_id = value.get("buildId")
+    return cls(
+        event_id=value["eventId"],
+        kind=value["kind"],
+        occurred_at=value["occurredAt"],
+        task_id=value.get("taskId"),
+        build_id=None if build_id is None else _global_id(build_id),
+        payload=value.get("payload"),
+    )
+
+
+@lru_cache(maxsize=1024)
+def _global_id(value: str) -> GlobalID:
+    """A global id from its text, as Strawberry decodes it (the events of a batch mostly
+    share one build: each id is decoded once)."""
+    try:
+        return GlobalID.from_id(value)
+    except GlobalIDValueError as error:
+        raise InvalidGlobalIDError(f'Value cannot represent a GlobalID: "{value}".') from error
+
+
+get_object_definition(EventInput, strict=True).from_input = _event_input
+
+
 @strawberry.input(description="A log line; `seq` numbers the task's lines, so resending is safe.")
 class LogLineInput:
     seq: int
@@ -135,6 +166,26 @@ class LockedEventsInput:
     key: str
     fencing_token: int
     events: list[EventInput]
+
+
+def _lease_input(
+    cls: type[LeaseInput], value: Mapping[str, Any], context: InputContext
+) -> LeaseInput:
+    return cls(key=value["key"], fencing_token=value["fencingToken"])
+
+
+def _locked_events_input(
+    cls: type[LockedEventsInput], value: Mapping[str, Any], context: InputContext
+) -> LockedEventsInput:
+    return cls(
+        key=value["key"],
+        fencing_token=value["fencingToken"],
+        events=[_event_input(EventInput, event, context) for event in value["events"]],
+    )
+
+
+get_object_definition(LeaseInput, strict=True).from_input = _lease_input
+get_object_definition(LockedEventsInput, strict=True).from_input = _locked_events_input
 
 
 @strawberry.type
@@ -422,7 +473,7 @@ async def writing(
     mutation there, that commits at the end, then wakes subscribers."""
     pk = workspace if isinstance(workspace, uuid.UUID) else await workspace_pk(info, workspace)
     await info.context.require(pk, operation_action("Mutation", info.field_name))
-    async with info.context.sessions() as session, session.begin():
+    async with info.context.transaction() as session:
         yield session, pk
     info.context.notifier.changed(pk)
 

@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, or_, select, tuple_, update
+from sqlalchemy import Update, and_, bindparam, case, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import UpdateBase
 
 from stardag_graphql.errors import InvalidInputError
 from stardag_graphql.models import Lock, utcnow
-from stardag_graphql.store.upsert import insert
+from stardag_graphql.store.upsert import dialect_of, table_of
 
 
 @dataclass(frozen=True)
@@ -64,35 +66,19 @@ async def acquire_locks(
     if not keys:
         return {}
     now = _now(now)
-    expires_at = now + ttl
-    statement = insert(session, Lock).values(
-        [
-            {
-                "id": uuid.uuid4(),
-                "workspace_id": workspace_id,
-                "key": key,
-                "holder": holder,
-                "fencing_token": 1,
-                "acquired_at": now,
-                "expires_at": expires_at,
-            }
-            for key in sorted(set(keys))  # one row per key; sorted, so writers lock in order
-        ]
-    )
-    renewing = and_(Lock.holder == holder, Lock.expires_at > now)
-    statement = statement.on_conflict_do_update(
-        index_elements=["workspace_id", "key"],
-        set_={
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "workspace_id": workspace_id,
+            "key": key,
             "holder": holder,
-            "fencing_token": case((renewing, Lock.fencing_token), else_=Lock.fencing_token + 1),
-            "acquired_at": case((renewing, Lock.acquired_at), else_=now),
-            "expires_at": expires_at,
-        },
-        where=or_(Lock.holder.is_(None), Lock.expires_at <= now, Lock.holder == holder),
-    )
-    result = await session.execute(
-        statement.returning(Lock.key, Lock.fencing_token, Lock.expires_at)
-    )
+            "fencing_token": 1,
+            "acquired_at": now,
+            "expires_at": now + ttl,
+        }
+        for key in sorted(set(keys))  # one row per key; sorted, so writers lock in order
+    ]
+    result = await session.execute(_ACQUIRE[dialect_of(session)], rows)
     return {row.key: Lease(row.key, holder, row.fencing_token, row.expires_at) for row in result}
 
 
@@ -144,9 +130,7 @@ async def release_locks(
 ) -> set[str]:
     """`release_lock` for many `(key, fencing token)` leases in one statement: the keys
     released."""
-    return await _update_leases(
-        session, workspace_id, leases, holder, {"holder": None, "expires_at": None}
-    )
+    return await _update_leases(session, _RELEASE, workspace_id, leases, holder)
 
 
 async def renew_locks(
@@ -161,7 +145,7 @@ async def renew_locks(
     _check_ttl(ttl)
     now = _now(now)
     return await _update_leases(
-        session, workspace_id, leases, holder, {"expires_at": now + ttl}, live_at=now
+        session, _RENEW, workspace_id, leases, holder, now=now, renewed_until=now + ttl
     )
 
 
@@ -176,44 +160,76 @@ async def release_live_locks(
     returns the keys released. The check and the release are one statement, so a lease that
     lapsed, or was taken over, can never be released (or its work recorded) by its former
     holder."""
-    return await _update_leases(
-        session,
-        workspace_id,
-        leases,
-        holder,
-        {"holder": None, "expires_at": None},
-        live_at=_now(now),
-    )
+    return await _update_leases(session, _RELEASE_LIVE, workspace_id, leases, holder, now=_now(now))
 
 
 async def _update_leases(
     session: AsyncSession,
+    statement: Update,
     workspace_id: uuid.UUID,
     leases: Sequence[tuple[str, int]],
     holder: str,
-    values: dict[str, object],
-    live_at: datetime | None = None,
+    **times: datetime,
 ) -> set[str]:
-    """Set `values` on the locks `holder` holds with these `(key, fencing token)` leases
-    (only those still live at `live_at`, when given); returns the keys changed."""
+    """Run one of the lease updates below on the locks `holder` holds with these
+    `(key, fencing token)` leases; returns the keys changed."""
     _check_names(holder=holder)
     if not leases:
         return set()
-    held = [
-        Lock.workspace_id == workspace_id,
-        Lock.holder == holder,
-        tuple_(Lock.key, Lock.fencing_token).in_(list(leases)),
-    ]
-    if live_at is not None:
-        held.append(Lock.expires_at > live_at)
-    result = await session.execute(
-        update(Lock)
-        .where(*held)
-        .values(values)
-        .returning(Lock.key)
-        .execution_options(synchronize_session=False)
-    )
+    parameters = {"in_workspace": workspace_id, "held_by": holder, "leases": list(leases), **times}
+    result = await session.execute(statement, parameters)
     return set(result.scalars())
+
+
+# The statements are built once: building them cost more Python time than running them.
+_LOCKS = table_of(Lock)
+
+
+def _acquire(statement: postgresql.Insert | sqlite.Insert) -> UpdateBase:
+    """`statement` made the acquisition of a lock: a free or expired lock, or one the same
+    holder holds (a renewal, which keeps its token), goes to the new row's holder."""
+    new = statement.excluded
+    now = new.acquired_at
+    renewing = and_(_LOCKS.c.holder == new.holder, _LOCKS.c.expires_at > now)
+    return statement.on_conflict_do_update(
+        index_elements=["workspace_id", "key"],
+        set_={
+            "holder": new.holder,
+            "fencing_token": case(
+                (renewing, _LOCKS.c.fencing_token), else_=_LOCKS.c.fencing_token + 1
+            ),
+            "acquired_at": case((renewing, _LOCKS.c.acquired_at), else_=now),
+            "expires_at": new.expires_at,
+        },
+        where=or_(
+            _LOCKS.c.holder.is_(None), _LOCKS.c.expires_at <= now, _LOCKS.c.holder == new.holder
+        ),
+    ).returning(_LOCKS.c.key, _LOCKS.c.fencing_token, _LOCKS.c.expires_at)
+
+
+_ACQUIRE = {
+    "postgresql": _acquire(postgresql.insert(_LOCKS)),
+    "sqlite": _acquire(sqlite.insert(_LOCKS)),
+}
+
+
+def _lease_update(values: dict[str, object], *, live: bool) -> Update:
+    """Set `values` on the locks of the leases given, only live ones when `live`."""
+    held = [
+        _LOCKS.c.workspace_id == bindparam("in_workspace"),
+        _LOCKS.c.holder == bindparam("held_by"),
+        tuple_(_LOCKS.c.key, _LOCKS.c.fencing_token).in_(bindparam("leases", expanding=True)),
+    ]
+    if live:
+        held.append(_LOCKS.c.expires_at > bindparam("now", type_=_LOCKS.c.expires_at.type))
+    return update(_LOCKS).where(*held).values(values).returning(_LOCKS.c.key)
+
+
+_RELEASE = _lease_update({"holder": None, "expires_at": None}, live=False)
+_RELEASE_LIVE = _lease_update({"holder": None, "expires_at": None}, live=True)
+_RENEW = _lease_update(
+    {"expires_at": bindparam("renewed_until", type_=_LOCKS.c.expires_at.type)}, live=True
+)
 
 
 async def check_fencing_token(

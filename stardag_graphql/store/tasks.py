@@ -15,6 +15,7 @@ from sqlalchemy import String, Text, Uuid, any_, bindparam, case, func, literal,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from stardag_graphql.errors import UnknownTaskError
 from stardag_graphql.models import (
@@ -25,7 +26,7 @@ from stardag_graphql.models import (
     TaskStatus,
     utcnow,
 )
-from stardag_graphql.store.upsert import dialect_of, insert, insert_rows, table_of
+from stardag_graphql.store.upsert import dialect_of, insert_rows, table_of
 
 # Rows per INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
 BATCH_SIZE = 500
@@ -236,13 +237,10 @@ async def record_events(
     Each task with a new task event takes the status of its latest task event.
     """
     pks = await task_pks(session, workspace_id, {e.task_id for e in events if e.task_id})
-    statement = insert(session, table_of(Event))
-    statement = statement.on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
     recorded_at = utcnow()
-    # RETURNING yields only the rows inserted: a portable count (psycopg's rowcount isn't).
     result = await insert_rows(
         session,
-        statement.returning(Event.__table__.c.task_pk, Event.__table__.c.kind),
+        _EVENT_INSERT[dialect_of(session)],
         [
             {
                 "id": uuid.uuid4(),
@@ -276,9 +274,7 @@ async def recorded_event_ids(
     found: set[str] = set()
     for batch in _batches(wanted):
         rows = await session.scalars(
-            select(Event.event_id).where(
-                Event.workspace_id == workspace_id, Event.event_id.in_(batch)
-            )
+            _RECORDED_EVENT_IDS, {"in_workspace": workspace_id, "event_ids": list(batch)}
         )
         found.update(rows)
     return found
@@ -355,43 +351,69 @@ def _grouped(
 
 async def _update_statuses(session: AsyncSession, pks: Sequence[uuid.UUID]) -> None:
     """Set each task's status from its latest task event; `pks` come in task id order."""
-    latest = (
-        select(
-            case(
-                {kind.value: status.value for kind, status in STATUS_OF_EVENT.items()},
-                value=Event.kind,
-            )
-        )
-        .where(Event.task_pk == Task.id, Event.kind.in_(list(STATUS_OF_EVENT)))
-        .order_by(
-            Event.occurred_at.desc(),
-            case(
-                {kind.value: stage for kind, stage in _STAGE_OF_EVENT.items()}, value=Event.kind
-            ).desc(),
-            Event.event_id.desc(),
-        )
-        .limit(1)
-        .scalar_subquery()
-    )
+    postgresql = dialect_of(session) == "postgresql"
     for batch in _batches(pks):
-        # Lock the rows first, in task id order as `register_tasks` does (the batches come
-        # in that order too). Workers record events for the same tasks (each records the
-        # tasks it found built elsewhere), and PostgreSQL's UPDATE takes rows in whatever
-        # order its plan visits them: two such batches could deadlock. The lock is the one
-        # UPDATE takes (NO KEY UPDATE), which the event rows' foreign key checks (KEY SHARE)
-        # do not block.
-        await session.execute(
-            select(Task.id)
-            .where(Task.id.in_(batch))
-            .order_by(Task.task_id)
-            .with_for_update(key_share=True)
+        if postgresql:
+            # Lock the rows first, in task id order as `register_tasks` does (the batches
+            # come in that order too). Workers record events for the same tasks (each
+            # records the tasks it found built elsewhere), and PostgreSQL's UPDATE takes rows
+            # in whatever order its plan visits them: two such batches could deadlock. The
+            # lock is the one UPDATE takes (NO KEY UPDATE), which the event rows' foreign key
+            # checks (KEY SHARE) do not block. SQLite has one writer at a time anyway.
+            await session.execute(_LOCK_TASK_ROWS, {"pks": list(batch)})
+        await session.execute(_UPDATE_STATUSES, {"pks": list(batch)})
+    # The update bypasses the ORM: rows this session loaded read their new status afresh.
+    for pk in pks:
+        loaded = session.identity_map.get(identity_key(Task, pk))
+        if loaded is not None:
+            session.expire(loaded, ["status"])
+
+
+# Built once, like the task writes above.
+_EVENTS = table_of(Event)
+# RETURNING yields only the rows inserted: a portable count (psycopg's rowcount isn't).
+_EVENT_INSERT = {
+    name: dialect.insert(_EVENTS)
+    .on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
+    .returning(_EVENTS.c.task_pk, _EVENTS.c.kind)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_RECORDED_EVENT_IDS = select(_EVENTS.c.event_id).where(
+    _EVENTS.c.workspace_id == bindparam("in_workspace"),
+    _EVENTS.c.event_id.in_(bindparam("event_ids", expanding=True)),
+)
+_LATEST_STATUS = (
+    select(
+        case(
+            {kind.value: status.value for kind, status in STATUS_OF_EVENT.items()},
+            value=_EVENTS.c.kind,
         )
-        await session.execute(
-            update(Task)
-            .where(Task.id.in_(batch), Task.status.is_distinct_from(latest))
-            .values(status=latest)
-            .execution_options(synchronize_session="fetch")
-        )
+    )
+    .where(_EVENTS.c.task_pk == _TASKS.c.id, _EVENTS.c.kind.in_(list(STATUS_OF_EVENT)))
+    .order_by(
+        _EVENTS.c.occurred_at.desc(),
+        case(
+            {kind.value: stage for kind, stage in _STAGE_OF_EVENT.items()}, value=_EVENTS.c.kind
+        ).desc(),
+        _EVENTS.c.event_id.desc(),
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+_LOCK_TASK_ROWS = (
+    select(_TASKS.c.id)
+    .where(_TASKS.c.id.in_(bindparam("pks", expanding=True)))
+    .order_by(_TASKS.c.task_id)
+    .with_for_update(key_share=True)
+)
+_UPDATE_STATUSES = (
+    update(_TASKS)
+    .where(
+        _TASKS.c.id.in_(bindparam("pks", expanding=True)),
+        _TASKS.c.status.is_distinct_from(_LATEST_STATUS),
+    )
+    .values(status=_LATEST_STATUS)
+)
 
 
 def _batches(items: Sequence[T]) -> Iterator[Sequence[T]]:

@@ -312,6 +312,59 @@ def test_registry_hears_every_step(local_root: str) -> None:
     }
 
 
+class SlowToRecord(Recorder):
+    """A registry holding build locks in memory, slow to record the first completion: it
+    answers once a second one arrives (or after 10 seconds)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.completions: list[str] = []
+        self.first_waited_out: bool | None = None
+        self._guard = threading.Lock()
+        self._second = threading.Event()
+
+    def build_locks(self, build: sd.BuildRecord, ttl: float) -> "SlowToRecord":
+        return self
+
+    def acquire(self, task: sd.Task) -> sd.Lease:
+        return sd.Lease(f"task:{task.id}", "here", 1, time.monotonic() + 60)
+
+    def release(self, lease: sd.Lease) -> None:
+        raise AssertionError(f"nothing fails here, yet {lease.key} was released")
+
+    def complete(self, lease: sd.Lease, event: sd.TaskEvent) -> bool:
+        with self._guard:
+            self.completions.append(event.task.get_name())
+            first = len(self.completions) == 1
+        if first:
+            self.first_waited_out = not self._second.wait(10)
+        else:
+            self._second.set()
+        return True
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+def test_a_completion_being_recorded_under_lock_holds_no_executor_slot(
+    local_root: str,
+) -> None:
+    registry = SlowToRecord()
+    summary = sd.build(
+        Timed(label="a"),
+        Timed(label="b"),
+        executor=sd.InlineExecutor(),
+        registry=registry,
+        locks=True,
+    )
+    assert summary.ok
+    # The inline executor has one slot: had the first completion kept it, the second task
+    # could not have run (and completed) before the registry answered.
+    assert registry.first_waited_out is False
+    assert len(registry.completions) == 2
+    assert [label for label, _, _ in RUNS] == ["a", "b"]
+
+
 def test_registry_hears_of_tasks_a_run_yields(local_root: str) -> None:
     registry = Recorder()
     sd.build(AsyncDynamic(n=2), registry=registry)

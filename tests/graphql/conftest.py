@@ -21,7 +21,7 @@ from strawberry.types import ExecutionResult
 
 from stardag_graphql.app import create_app
 from stardag_graphql.context import Context
-from stardag_graphql.database import create_engine, create_sessionmaker
+from stardag_graphql.database import create_engine, create_sessionmaker, create_write_gate
 from stardag_graphql.migrations import ensure_schema
 from stardag_graphql.models import Organization, Workspace
 from stardag_graphql.notify import Notifier
@@ -160,15 +160,26 @@ class Api:
     """Runs operations through `schema.execute` as one caller, like a request would."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], identity: Identity, notifier: Notifier
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        identity: Identity,
+        notifier: Notifier,
+        write_gate: contextlib.AbstractAsyncContextManager[Any],
     ) -> None:
         self.sessions = sessions
         self.identity = identity
         self.notifier = notifier
+        self.write_gate = write_gate
 
     def context(self) -> Context:
         """A fresh request context."""
-        return Context(self.sessions, self.identity, self.notifier, request_id=uuid.uuid4().hex)
+        return Context(
+            self.sessions,
+            self.identity,
+            self.notifier,
+            request_id=uuid.uuid4().hex,
+            write_gate=self.write_gate,
+        )
 
     async def run(self, query: str, **variables: Any) -> ExecutionResult:
         """The result of `query`, errors included."""
@@ -200,7 +211,7 @@ async def api(engine: AsyncEngine) -> Api:
     sessions = create_sessionmaker(engine)
     async with sessions() as session:
         identity = await ensure_local_identity(session)
-    return Api(sessions, identity, Notifier())
+    return Api(sessions, identity, Notifier(), create_write_gate(engine))
 
 
 @pytest.fixture

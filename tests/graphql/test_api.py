@@ -602,11 +602,22 @@ async def test_unknown_tasks_and_ids_are_client_errors(api: Api) -> None:
     build_as_workspace = await api.error(
         "mutation($b: ID!) { finishBuild(buildId: $b, status: FAILED) { id } }", b=workspace
     )
+    # Event inputs skip Strawberry's field-by-field conversion: their ids must fail alike.
+    event_build_not_an_id = await api.error(
+        RECORD, workspace=workspace, events=[event_input("e", "TASK_RUNNING", "t", buildId="bad")]
+    )
+    event_build_as_workspace = await api.error(
+        RECORD,
+        workspace=workspace,
+        events=[event_input("e", "TASK_RUNNING", "t", buildId=workspace)],
+    )
 
     assert "ghost" in unknown.message
     assert unknown.extensions == {"code": "NOT_FOUND"}
     assert "GlobalID" in not_an_id.message
     assert "is a Workspace id, not a Build id" in build_as_workspace.message
+    assert event_build_not_an_id.message == not_an_id.message
+    assert "is a Workspace id, not a Build id" in event_build_as_workspace.message
 
 
 async def test_a_foreign_workspace_reads_exactly_like_a_missing_one(
@@ -617,7 +628,12 @@ async def test_a_foreign_workspace_reads_exactly_like_a_missing_one(
     task_id = (
         await api('query($w: ID!) { workspace(id: $w) { task(taskId: "a") { id } } }', w=mine)
     )["workspace"]["task"]["id"]
-    stranger = Api(api.sessions, Identity(uuid.uuid4(), {uuid.uuid4(): Role.OWNER}), api.notifier)
+    stranger = Api(
+        api.sessions,
+        Identity(uuid.uuid4(), {uuid.uuid4(): Role.OWNER}),
+        api.notifier,
+        api.write_gate,
+    )
     missing = "V29ya3NwYWNlOjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMA=="
 
     assert await stranger("{ organizations { slug } }") == {"organizations": []}

@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from stardag_graphql.database import create_engine, create_sessionmaker
@@ -14,6 +15,8 @@ from stardag_graphql.models import Event, EventKind, Task, TaskStatus
 from stardag_graphql.settings import Settings
 from stardag_graphql.store.tasks import EventRecord, TaskRegistration, record_events, register_tasks
 from stardag_graphql.store.tenancy import ensure_local_identity, workspace_ids
+from tests.graphql.conftest import REGISTER, Api
+from tests.graphql.test_api import task
 
 WRITERS = 8
 ROUNDS = 10
@@ -138,3 +141,18 @@ async def test_writers_sharing_tasks_in_any_order_do_not_deadlock(database_url: 
         assert completed == len(task_ids)
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_writes_take_turns_at_the_write_gate_and_reads_pass(api: Api) -> None:
+    workspace = await api.workspace_id()
+    async with api.write_gate:  # another request's write transaction, still running
+        write = asyncio.create_task(api(REGISTER, workspace=workspace, tasks=[task("a")]))
+        read = await api("{ organizations { slug } }")
+        await asyncio.sleep(0.2)
+        waiting = not write.done()
+    await write
+
+    assert read["organizations"]
+    assert waiting
+    assert (await write)["registerTasks"]["registered"] == 1
