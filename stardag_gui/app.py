@@ -32,6 +32,9 @@ from stardag_gui.pages.task import task_page
 from stardag_gui.pages.tasks import tasks_page
 from stardag_gui.signin import Person, SignIn
 
+UTILITIES = (Path(__file__).parent / "utilities.css").read_text()
+"""The layout utilities the pages use, in place of NiceGUI's in-browser Tailwind."""
+
 ROUTES: dict[str, Callable[..., Awaitable[None]]] = {
     "/": builds_page,
     "/settings": settings_page,
@@ -48,6 +51,7 @@ def create_root(connection: Connection) -> Callable[[Request], Awaitable[Respons
     signin = SignIn(connection.url, connection.public_url) if connection.sign_in else None
 
     async def root(request: Request) -> Response | None:
+        ui.add_css(UTILITIES)
         account: Account | None = None
         credential = connection.credential
         if signin is not None:
@@ -178,6 +182,7 @@ def run(
         },
         show_welcome_message=False,
         favicon="✳️",
+        tailwind=False,
     )
 
 

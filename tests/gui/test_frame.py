@@ -3,12 +3,14 @@ and what a tab shows when the registry does not answer."""
 
 import asyncio
 import contextlib
+import re
 from pathlib import Path
 
 import pytest
 from nicegui import ui
 from nicegui.testing import User
 
+import stardag_gui
 from stardag_graphql.app import create_app
 from stardag_graphql.migrations import ensure_schema
 from stardag_graphql.settings import Settings
@@ -95,3 +97,27 @@ async def test_a_registry_gone_mid_session_is_named_on_the_next_page(
 
             await user.should_see("The registry did not answer")
             await user.should_see(f"cannot reach the registry at {url}")
+
+
+# Tailwind's utility names: the GUI runs without Tailwind, so each one a page uses must be
+# defined in stardag_gui/utilities.css, or it silently does nothing.
+UTILITY = re.compile(
+    r"(?:min-|max-)?[wh]-\S+|gap-\S+|[pm][xytrbl]?-\d\S*|text-(?:xs|sm|base|lg|\d?xl)"
+    r"|font-\S+|break-\S+|whitespace-\S+|no-underline|cursor-\S+|items-\S+|justify-\S+"
+)
+
+
+def test_every_layout_utility_a_page_uses_is_defined() -> None:
+    package = Path(stardag_gui.__file__).parent
+    css = (package / "utilities.css").read_text()
+    defined = {name.replace("\\", "") for name in re.findall(r"^\s*\.(\S+) \{", css, re.M)}
+    used = {
+        name
+        for source in package.rglob("*.py")
+        for classes in re.findall(r'\.classes\(\s*"([^"]*)"', source.read_text())
+        for name in classes.split()
+        if UTILITY.fullmatch(name)
+    }
+
+    assert used, "no utility found: the pattern no longer matches how pages set classes"
+    assert used - defined == set()
