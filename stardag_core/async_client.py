@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from gql import Client, GraphQLRequest
+from gql import Client
 from gql.transport.exceptions import TransportError
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
-from stardag_core.channel import Bearer, Credential, registry_error
+from stardag_core.channel import Bearer, Credential, TextRequest, registry_error
 
 FAILURES = (TransportError, httpx.HTTPError, OSError)
 
@@ -48,9 +48,7 @@ class AsyncRegistryClient:
         try:
             if self._session is None:
                 self._session = await self._client.connect_async()  # type: ignore[no-untyped-call]
-            result = await self._session.execute(
-                GraphQLRequest(document, variable_values=variables)
-            )
+            result = await self._session.execute(TextRequest(document, variables))
         except FAILURES as error:
             raise registry_error(self.url, error) from None
         return dict(result)
@@ -65,7 +63,7 @@ class AsyncRegistryClient:
             headers=headers,
             subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
         )
-        request = GraphQLRequest(document, variable_values=variables)
+        request = TextRequest(document, variables)
         try:
             async with Client(transport=transport, fetch_schema_from_transport=False) as session:
                 async for result in session.subscribe(request):
