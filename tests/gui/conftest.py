@@ -100,6 +100,22 @@ async def gui_on(connection: Connection, caplog: pytest.LogCaptureFixture) -> As
     assert not errors, errors
 
 
+PATIENCE = 50
+"""How many times `User.should_see` looks (0.1 s apart) before it fails. What a page shows
+after a registry round trip took longer than NiceGUI's default of three looks on a loaded
+CI machine (twice in one run, 2026-11-23)."""
+
+
+@pytest.fixture(autouse=True)
+def _patient_should_see(monkeypatch: pytest.MonkeyPatch) -> None:
+    look = User.should_see
+
+    async def should_see(self: User, *args: Any, retries: int = PATIENCE, **kwargs: Any) -> None:
+        await look(self, *args, retries=retries, **kwargs)
+
+    monkeypatch.setattr(User, "should_see", should_see)
+
+
 @pytest.fixture
 async def user(registry: Registry, caplog: pytest.LogCaptureFixture) -> AsyncIterator[User]:
     """A simulated person using the GUI on the registry."""
