@@ -4,8 +4,9 @@
 
 Every run of a task appends a line to the file `$LOCK_EFFECTS` (its side effect, counted by
 the tests) and writes `$WORKER_NAME` as its output; `$RUN_SECONDS` makes the `slow` task
-sleep before it writes, `$STARTED` names a file touched when a run starts. The worker
-prints its build summary as JSON and exits 0 if the build succeeded.
+sleep before it writes, `$STARTED` names a file touched when a run starts, and with
+`$START_GATE` the worker builds only once that file exists. The worker prints its build
+summary as JSON and exits 0 if the build succeeded.
 """
 
 import json
@@ -67,11 +68,25 @@ def slow() -> Step:
 def main(url: str, workspace: str, outbox: str, ttl: str, which: str) -> int:
     registry = GraphQLRegistry(url, workspace, outbox=Path(outbox))
     roots = dag(float(ttl)) if which == "dag" else [slow()]
+    if gate := os.environ.get("START_GATE"):
+        wait_at(Path(gate))
     summary = sd.build(*roots, registry=registry, locks=True, lock_ttl=float(ttl), progress=False)
     registry.close(timeout=30)
     failures = [type(failure.error).__name__ for failure in summary.failures]
     print(json.dumps({"counts": summary.counts, "failures": failures}))
     return 0 if summary.ok else 1
+
+
+def wait_at(gate: Path) -> None:
+    """Say this worker is ready (`<gate>.<name>`), then wait until `gate` exists: workers
+    that start together share the work, where the first one up could build all of it
+    before the others had imported stardag."""
+    Path(f"{gate}.{os.environ['WORKER_NAME']}").touch()
+    deadline = time.monotonic() + 120
+    while not gate.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{gate} never opened")
+        time.sleep(0.01)
 
 
 if __name__ == "__main__":

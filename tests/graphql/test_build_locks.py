@@ -76,7 +76,17 @@ def test_four_workers_run_every_task_exactly_once(server: str, tmp_path: Path) -
     workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
     names = [f"w{number}" for number in range(4)]
 
-    processes = [worker(server, workspace, tmp_path, name, "dag", TTL) for name in names]
+    gate = tmp_path / "start"
+    processes = [
+        worker(server, workspace, tmp_path, name, "dag", TTL, START_GATE=str(gate))
+        for name in names
+    ]
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{gate}.{name}").exists() for name in names):
+        assert time.monotonic() < deadline, "the workers never got ready"
+        assert all(process.poll() is None for process in processes), "a worker died starting"
+        time.sleep(0.05)
+    gate.touch()
     results = [finish(process) for process in processes]
 
     effects = [line.split() for line in (tmp_path / "effects").read_text().splitlines()]

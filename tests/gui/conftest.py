@@ -154,7 +154,7 @@ def gui_screen(screen: Screen, registry: Registry) -> Screen:
     return screen
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+async def eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
     """Wait until ``check()`` holds (page handlers run in the background of a click)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
