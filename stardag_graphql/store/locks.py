@@ -19,7 +19,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from stardag_graphql.errors import InvalidInputError
 from stardag_graphql.models import Lock, utcnow
-from stardag_graphql.store.upsert import dialect_of, table_of
+from stardag_graphql.store.upsert import dialect_of, insert_per_dialect, table_of
 
 
 @dataclass(frozen=True)
@@ -207,10 +207,7 @@ def _acquire(statement: postgresql.Insert | sqlite.Insert) -> UpdateBase:
     ).returning(_LOCKS.c.key, _LOCKS.c.fencing_token, _LOCKS.c.expires_at)
 
 
-_ACQUIRE = {
-    "postgresql": _acquire(postgresql.insert(_LOCKS)),
-    "sqlite": _acquire(sqlite.insert(_LOCKS)),
-}
+_ACQUIRE = insert_per_dialect(_LOCKS, _acquire)
 
 
 def _lease_update(values: dict[str, object], *, live: bool) -> Update:

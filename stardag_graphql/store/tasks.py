@@ -26,7 +26,7 @@ from stardag_graphql.models import (
     TaskStatus,
     utcnow,
 )
-from stardag_graphql.store.upsert import dialect_of, insert_rows, table_of
+from stardag_graphql.store.upsert import dialect_of, insert_per_dialect, insert_rows, table_of
 
 # Rows per INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
 BATCH_SIZE = 500
@@ -274,7 +274,7 @@ async def recorded_event_ids(
     found: set[str] = set()
     for batch in _batches(wanted):
         rows = await session.scalars(
-            _RECORDED_EVENT_IDS, {"in_workspace": workspace_id, "event_ids": list(batch)}
+            _RECORDED_EVENT_IDS, {"workspace_id": workspace_id, "event_ids": list(batch)}
         )
         found.update(rows)
     return found
@@ -372,14 +372,14 @@ async def _update_statuses(session: AsyncSession, pks: Sequence[uuid.UUID]) -> N
 # Built once, like the task writes above.
 _EVENTS = table_of(Event)
 # RETURNING yields only the rows inserted: a portable count (psycopg's rowcount isn't).
-_EVENT_INSERT = {
-    name: dialect.insert(_EVENTS)
-    .on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
-    .returning(_EVENTS.c.task_pk, _EVENTS.c.kind)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+_EVENT_INSERT = insert_per_dialect(
+    _EVENTS,
+    lambda insert: insert.on_conflict_do_nothing(
+        index_elements=["workspace_id", "event_id"]
+    ).returning(_EVENTS.c.task_pk, _EVENTS.c.kind),
+)
 _RECORDED_EVENT_IDS = select(_EVENTS.c.event_id).where(
-    _EVENTS.c.workspace_id == bindparam("in_workspace"),
+    _EVENTS.c.workspace_id == bindparam("workspace_id"),
     _EVENTS.c.event_id.in_(bindparam("event_ids", expanding=True)),
 )
 _LATEST_STATUS = (

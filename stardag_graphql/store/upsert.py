@@ -5,8 +5,8 @@ compiles it once and sends the rows in multi-row batches ("insertmanyvalues"), w
 `.values([...])` of hundreds of rows would compile a new statement every time.
 """
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Result, Table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -15,12 +15,22 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from stardag_graphql.models import Base
 
+T = TypeVar("T")
+
 
 def insert(session: AsyncSession, table: type[Base] | Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT for ``table`` with ``on_conflict_do_*``: PostgreSQL's, else SQLite's."""
     if dialect_of(session) == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def insert_per_dialect(
+    table: Table, finish: Callable[[postgresql.Insert | sqlite.Insert], T]
+) -> dict[str, T]:
+    """A statement built once for each backend, by dialect name (pick with `dialect_of`):
+    ``finish`` makes it from that backend's INSERT for ``table``."""
+    return {"postgresql": finish(postgresql.insert(table)), "sqlite": finish(sqlite.insert(table))}
 
 
 def dialect_of(session: AsyncSession) -> str:
