@@ -151,8 +151,8 @@ async def test_sqlite_writes_take_turns_at_the_write_gate_and_reads_pass(api: Ap
         read = await api("{ organizations { slug } }")
         await asyncio.sleep(0.2)
         waiting = not write.done()
-    await write
+    registered = await write
 
     assert read["organizations"]
     assert waiting
-    assert (await write)["registerTasks"]["registered"] == 1
+    assert registered["registerTasks"]["registered"] == 1

@@ -149,6 +149,7 @@ def gui_screen(screen: Screen, registry: Registry) -> Screen:
         Connection(registry.url, workspace_id=registry.workspace_id)
     )
     screen.ui_run_kwargs["storage_secret"] = "test secret"
+    screen.ui_run_kwargs["tailwind"] = False  # as `stardag_gui.app.run` serves it
     # The browser resolves no host name (see `nicegui_chrome_options`), not even localhost.
     screen.url = f"http://127.0.0.1:{screen.PORT}"
     return screen
