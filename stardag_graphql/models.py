@@ -24,6 +24,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -327,6 +328,34 @@ class Task(Base):
     )
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TaskParameterValue(Base):
+    """One scalar parameter of a task, by its own key and value: SQLite's index for filters.
+
+    SQLite has no index that answers "the parameter at some path has this value", so triggers
+    on `tasks` (created by migration 0005, SQLite only) keep this table: a row for every
+    scalar leaf of a task's parameters (null excepted) whose key does not start with `__`,
+    text up to `INDEXED_TEXT_LENGTH` characters. The leaf's key stands for its whole path: a
+    lookup finds candidates, which the exact `json_extract` condition then checks. `created_at`
+    repeats the task's, so the candidates of one value come newest first, as task lists run.
+    The value column has no type affinity: numbers and text keep their own. PostgreSQL answers
+    the same filters from a GIN index on `tasks.parameters` and has no such table.
+
+    A migration that makes Alembic recreate `tasks` on SQLite (a batch operation that alters
+    a column) drops its triggers, and must create them again.
+    """
+
+    __tablename__ = "task_parameter_values"
+    __table_args__ = ({"info": {"dialects": ["sqlite"]}, "sqlite_with_rowid": False},)
+
+    INDEXED_TEXT_LENGTH: ClassVar[int] = 256
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[Any] = mapped_column(LargeBinary, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(primary_key=True)
+    task_pk: Mapped[uuid.UUID] = mapped_column(primary_key=True)
 
 
 class TaskDependency(Base):

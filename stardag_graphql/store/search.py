@@ -1,10 +1,11 @@
 """Finding tasks in a workspace: typed filters, orderings, counts and autocomplete values.
 
 Parameter filters compare the JSON value at a dotted path (`"model.depth"`) with a scalar.
-PostgreSQL answers them with JSONB containment; SQLite with `json_extract`, checking the
-JSON type too so that `true` never equals `1`. Autocomplete (`filter_keys`, `filter_values`)
-looks at the newest `AUTOCOMPLETE_SCAN` tasks that match the other filters, which keeps it
-fast on a workspace of millions of tasks.
+PostgreSQL answers them with JSONB containment (a GIN index). SQLite reads the tasks that its
+parameter index (`TaskParameterValue`) holds for the first condition, newest first, and
+checks each with `json_extract`, comparing the JSON type too so that `true` never equals `1`.
+Autocomplete (`filter_keys`, `filter_values`) looks at the newest `AUTOCOMPLETE_SCAN` tasks
+that match the other filters, which keeps it fast on a workspace of millions of tasks.
 """
 
 import json
@@ -17,9 +18,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, String, and_, cast, func, literal, or_, select, true
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from stardag_graphql.errors import InvalidInputError
-from stardag_graphql.models import BuildTask, Task, TaskStatus
+from stardag_graphql.models import BuildTask, Task, TaskParameterValue, TaskStatus
 from stardag_graphql.store.pages import Ordering, Page, read_page
 
 Scalar = str | int | float | bool | None
@@ -29,7 +31,7 @@ MAX_SUGGESTIONS = 50
 MAX_PATH_DEPTH = 8
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
-TASK_ORDERINGS = {
+TASK_ORDERINGS: dict[str, tuple[InstrumentedAttribute[Any], ...]] = {
     "created_at": (Task.created_at, Task.id),
     "updated_at": (Task.updated_at, Task.id),
     "name": (Task.name, Task.id),
@@ -75,6 +77,9 @@ async def find_tasks(
 ) -> Page[Task]:
     """A page of the workspace's tasks that match `task_filter`."""
     statement = _filtered(session, select(Task), workspace_id, task_filter)
+    if ordering.keys[0] is Task.created_at:
+        keys = _creation_order(session, task_filter)
+        ordering = Ordering(ordering.name, keys, ordering.descending)
     return await read_page(session, statement, ordering, first, after)
 
 
@@ -142,10 +147,21 @@ async def filter_values(
 def _recent(session: AsyncSession, workspace_id: uuid.UUID, task_filter: TaskFilter) -> Any:
     return (
         _filtered(session, select(Task.parameters), workspace_id, task_filter)
-        .order_by(Task.created_at.desc())
+        .order_by(*(key.desc() for key in _creation_order(session, task_filter)))
         .limit(AUTOCOMPLETE_SCAN)
         .subquery("recent")
     )
+
+
+def _creation_order(
+    session: AsyncSession, task_filter: TaskFilter
+) -> tuple[InstrumentedAttribute[Any], ...]:
+    """The columns that order filtered tasks by creation. When SQLite's parameter index is
+    read, its own copy of them: it holds each value's tasks in that order, so a page needs
+    no sort and stops early."""
+    if _indexed_condition(session, task_filter) is None:
+        return TASK_ORDERINGS["created_at"]
+    return (TaskParameterValue.created_at, TaskParameterValue.task_pk)
 
 
 def _filtered(
@@ -186,7 +202,41 @@ def _filtered(
             conditions.append(_contains(keys, parameter.equals))
         else:
             conditions.append(_json_equals(keys, parameter.equals))
+    indexed = _indexed_condition(session, task_filter)
+    if indexed is not None:
+        name, value = indexed
+        statement = statement.join(
+            TaskParameterValue,
+            and_(
+                TaskParameterValue.workspace_id == workspace_id,
+                TaskParameterValue.name == name,
+                TaskParameterValue.value == literal(value),
+                TaskParameterValue.task_pk == Task.id,
+            ),
+        )
     return statement.where(and_(*conditions))
+
+
+def _indexed_condition(session: AsyncSession, task_filter: TaskFilter) -> tuple[str, Scalar] | None:
+    """The (leaf key, stored value) that SQLite's parameter index finds the first parameter
+    condition it holds by; None on PostgreSQL or when it holds none of them."""
+    if _dialect(session) != "sqlite":
+        return None
+    for parameter in task_filter.parameters:
+        name, value = _split(parameter.path)[-1], parameter.equals
+        if name.startswith("__") or value is None:
+            continue
+        if isinstance(value, str) and len(value) > TaskParameterValue.INDEXED_TEXT_LENGTH:
+            continue
+        return name, _sqlite_number(value)
+    return None
+
+
+def _sqlite_number(value: Scalar) -> Scalar:
+    # SQLite's integers are 64-bit: it reads a larger JSON integer as a real.
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        return float(value)
+    return value
 
 
 def _contains(keys: list[str], value: Scalar) -> ColumnElement[bool]:
@@ -204,10 +254,8 @@ def _json_equals(keys: list[str], value: Scalar) -> ColumnElement[bool]:
         return kind == "null"
     if isinstance(value, bool):
         return kind == ("true" if value else "false")
+    value = _sqlite_number(value)
     extracted = func.json_extract(Task.parameters, path)
-    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
-        # SQLite's integers are 64-bit; a larger JSON integer is stored as a real.
-        return and_(kind == "real", extracted == float(value))
     if isinstance(value, str):
         return and_(kind == "text", extracted == value)
     return and_(kind.in_(["integer", "real"]), extracted == value)

@@ -327,6 +327,74 @@ async def test_filters_combine(api: Api) -> None:
     assert len(await matching(createdBefore="2999-01-01T00:00:00Z")) == 4
 
 
+async def test_parameter_conditions_match_the_value_at_their_path_only(api: Api) -> None:
+    workspace = await api.workspace_id()
+    long_text = "x" * 300
+    await api(
+        REGISTER,
+        workspace=workspace,
+        tasks=[
+            task("none", limit=None, tag="a"),
+            task("tagged", limit=3, tag="a"),
+            task("big", seed=2**70),
+            task("seven", seed=7),
+            task("nested", model={"seed": 7}),
+            task("in-list", runs=[{"seed": 7}]),
+            task("long", note=long_text),
+            task("short", note=long_text[:256]),
+            {**task("private"), "parameters": {"__mark": 1}},
+        ],
+    )
+
+    async def matching(*conditions: tuple[str, Any]) -> list[str]:
+        parameters = [{"path": path, "equals": value} for path, value in conditions]
+        return sorted(await task_ids(api, workspace, filter={"parameters": parameters}))
+
+    assert await matching(("tag", "a"), ("limit", 3)) == ["tagged"]
+    assert await matching(("seed", 2**70)) == ["big"]
+    assert await matching(("seed", 7)) == ["seven"]
+    assert await matching(("model.seed", 7)) == ["nested"]
+    assert await matching(("note", long_text)) == ["long"]
+    assert await matching(("note", long_text[:256])) == ["short"]
+    assert await matching(("__mark", 1)) == ["private"]
+    values = await api(
+        """query($w: ID!) { workspace(id: $w) {
+            filterValues(key: "limit", filter: {parameters: [{path: "tag", equals: "a"}]}) } }""",
+        w=workspace,
+    )
+    assert values["workspace"]["filterValues"] == ["3"]
+
+
+async def test_a_parameter_filter_pages_newest_first_across_registrations(api: Api) -> None:
+    workspace = await api.workspace_id()
+    for batch in range(3):
+        await api(
+            REGISTER,
+            workspace=workspace,
+            tasks=[task(f"b{batch}-{i:02}", kind="k" if i % 4 else "other") for i in range(20)],
+        )
+    newest_first = [t for t in await task_ids(api, workspace) if int(t[-2:]) % 4]
+
+    for direction, expected in (("DESC", newest_first), ("ASC", newest_first[::-1])):
+        seen: list[str] = []
+        after = None
+        for _ in range(3):
+            data = await api(
+                TASKS,
+                workspace=workspace,
+                first=20,
+                after=after,
+                filter={"parameters": [{"path": "kind", "equals": "k"}]},
+                order={"field": "CREATED_AT", "direction": direction},
+            )
+            tasks = data["workspace"]["tasks"]
+            seen.extend(edge["node"]["taskId"] for edge in tasks["edges"])
+            after = tasks["pageInfo"]["endCursor"]
+            assert tasks["totalCount"] == 45
+        assert seen == expected
+        assert tasks["pageInfo"]["hasNextPage"] is False
+
+
 async def test_a_non_scalar_or_malformed_parameter_condition_is_refused(api: Api) -> None:
     workspace = await api.workspace_id()
 
