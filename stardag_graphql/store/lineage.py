@@ -6,9 +6,12 @@ Two walks, both cycle-safe:
   with `UNION` and stops at that depth; the outer query keeps each node's smallest depth. A
   node reachable along paths of several lengths yields a row per length, so the work is at
   most nodes times depth: small for the shallow lineages a depth is asked for.
-- Otherwise the recursion walks row ids alone with `UNION`, so each node is visited once
-  however many paths reach it, and the query returns the closure's edges. Shortest depths
-  come from a breadth-first pass over those edges in Python, linear in the closure's size.
+- Otherwise a breadth-first walk in Python reads one level's edges per statement and stops
+  as soon as it holds more than `max_nodes` nodes: the nearest of a wide lineage cost a few
+  statements, not its whole closure. A lineage still growing after `MAX_WALKED_DEPTH` levels
+  is deep and narrow: one recursive statement walks row ids alone with `UNION`, so each node
+  is visited once however many paths reach it, and returns the closure's edges, from which
+  shortest depths come by the same breadth-first pass, linear in the closure's size.
 
 Both keep the `max_nodes` nearest nodes (by depth, then task id) and say when they cut.
 """
@@ -38,7 +41,8 @@ from stardag_graphql.models import Task, TaskDependency, TaskStatus
 from stardag_graphql.store.tasks import BATCH_SIZE, task_pks
 
 MAX_NODES_LIMIT = 10_000
-# Deeper than this, the closure walk (each node once) beats the depth walk (a row per length).
+# Deeper than this, the closure walk (each node once) beats the depth walk (a row per length)
+# and the level walk (a statement per level).
 MAX_WALKED_DEPTH = 32
 
 
@@ -121,9 +125,13 @@ async def _lineage(
     else:
         near, far = TaskDependency.upstream_pk, TaskDependency.downstream_pk
     if max_depth is None or max_depth > MAX_WALKED_DEPTH:
-        nearest = await _closure_depths(session, workspace_id, root_pk, near, far)
-        if max_depth is not None:
-            nearest = {pk: depth for pk, depth in nearest.items() if depth <= max_depth}
+        nearest = await _level_depths(
+            session, workspace_id, root_pk, near, far, max_depth, max_nodes
+        )
+        if nearest is None:
+            nearest = await _closure_depths(session, workspace_id, root_pk, near, far)
+            if max_depth is not None:
+                nearest = {pk: depth for pk, depth in nearest.items() if depth <= max_depth}
         nodes, truncated = await _nearest_nodes(session, nearest, max_nodes)
     else:
         found = await _bounded_nodes(session, workspace_id, root_pk, near, far, max_depth)
@@ -170,6 +178,35 @@ async def _bounded_nodes(
         )
     )
     return [LineageNode(*row) for row in rows]
+
+
+async def _level_depths(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    root_pk: uuid.UUID,
+    near: InstrumentedAttribute[uuid.UUID],
+    far: InstrumentedAttribute[uuid.UUID],
+    max_depth: int | None,
+    max_nodes: int,
+) -> dict[uuid.UUID, int] | None:
+    """Each node's smallest depth, level by level, until the lineage ends, `max_depth` is
+    reached or more than `max_nodes` nodes are found (every node nearer than the last level
+    is then known). None when it is still growing after `MAX_WALKED_DEPTH` levels."""
+    depths = {root_pk: 0}
+    frontier = [root_pk]
+    depth = 0
+    while frontier and len(depths) <= max_nodes + 1 and depth != max_depth:  # root included
+        if depth == MAX_WALKED_DEPTH:
+            return None
+        depth += 1
+        reached = []
+        for _, there in await _dependencies_from(session, workspace_id, frontier, near, far):
+            if there not in depths:
+                depths[there] = depth
+                reached.append(there)
+        frontier = reached
+    del depths[root_pk]
+    return depths
 
 
 async def _closure_depths(
@@ -246,8 +283,25 @@ async def _edges(
     session: AsyncSession, workspace_id: uuid.UUID, task_ids: dict[uuid.UUID, str]
 ) -> list[tuple[str, str]]:
     """The dependencies among the tasks `task_ids` (row id to task id), as task id pairs."""
-    pks = list(task_ids)
-    edges: list[tuple[str, str]] = []
+    pairs = await _dependencies_from(
+        session,
+        workspace_id,
+        list(task_ids),
+        TaskDependency.upstream_pk,
+        TaskDependency.downstream_pk,
+    )
+    return sorted((task_ids[up], task_ids[down]) for up, down in pairs if down in task_ids)
+
+
+async def _dependencies_from(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    pks: list[uuid.UUID],
+    near: InstrumentedAttribute[uuid.UUID],
+    far: InstrumentedAttribute[uuid.UUID],
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """The (near, far) row ids of the dependencies whose `near` end is one of `pks`."""
+    pairs: list[tuple[uuid.UUID, uuid.UUID]] = []
     # PostgreSQL takes the ids as one array parameter: one short statement, which psycopg
     # converts much faster than an IN list of hundreds of parameters.
     postgresql = session.get_bind().dialect.name == "postgresql"
@@ -255,12 +309,10 @@ async def _edges(
     for start in range(0, len(pks), size):
         batch = pks[start : start + size]
         rows = await session.execute(
-            select(TaskDependency.upstream_pk, TaskDependency.downstream_pk).where(
+            select(near, far).where(
                 TaskDependency.workspace_id == workspace_id,
-                TaskDependency.upstream_pk == any_(cast(batch, ARRAY(Uuid())))
-                if postgresql
-                else TaskDependency.upstream_pk.in_(batch),
+                near == any_(cast(batch, ARRAY(Uuid()))) if postgresql else near.in_(batch),
             )
         )
-        edges.extend((task_ids[up], task_ids[down]) for up, down in rows if down in task_ids)
-    return sorted(edges)
+        pairs.extend((row[0], row[1]) for row in rows)
+    return pairs

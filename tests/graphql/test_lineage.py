@@ -152,9 +152,15 @@ async def test_a_chain_of_300_is_read_whole(session: AsyncSession) -> None:
 
     up = await upstream(session, workspace, ids[300], max_depth=None, max_nodes=10_000)
     down = await downstream(session, workspace, ids[0], max_depth=None, max_nodes=300)
+    near = await upstream(session, workspace, ids[300], max_depth=40, max_nodes=10_000)
+    first = await upstream(session, workspace, ids[300], max_depth=None, max_nodes=20)
 
     assert depths(up) == [(ids[300 - depth], depth) for depth in range(1, 301)]
     assert depths(down) == [(ids[depth], depth) for depth in range(1, 301)]
+    assert depths(near) == depths(up)[:40]
+    assert not near.truncated
+    assert depths(first) == depths(up)[:20]
+    assert first.truncated
     assert not up.truncated
     assert not down.truncated
     assert up.edges == [(ids[i - 1], ids[i]) for i in range(1, 301)]
