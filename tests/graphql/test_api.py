@@ -235,28 +235,31 @@ async def test_a_finished_build_cannot_finish_otherwise(api: Api) -> None:
     assert error.extensions == {"code": "BAD_USER_INPUT"}
 
 
-async def test_pages_follow_cursors_to_the_end_without_gaps(api: Api) -> None:
-    workspace = await api.workspace_id()
-    await api(REGISTER, workspace=workspace, tasks=[task(f"t{i:02}") for i in range(45)])
+async def three_pages(
+    api: Api, workspace: str, **variables: Any
+) -> tuple[list[str], dict[str, Any]]:
+    """The task ids of three pages of 20, following cursors, and the last page's connection;
+    every page counts 45 tasks."""
     seen: list[str] = []
     after = None
-
     for _ in range(3):
-        data = await api(
-            TASKS,
-            workspace=workspace,
-            first=20,
-            after=after,
-            order={"field": "TASK_ID", "direction": "ASC"},
-        )
+        data = await api(TASKS, workspace=workspace, first=20, after=after, **variables)
         tasks = data["workspace"]["tasks"]
         seen.extend(edge["node"]["taskId"] for edge in tasks["edges"])
         after = tasks["pageInfo"]["endCursor"]
         assert tasks["totalCount"] == 45
+    return seen, tasks
+
+
+async def test_pages_follow_cursors_to_the_end_without_gaps(api: Api) -> None:
+    workspace = await api.workspace_id()
+    await api(REGISTER, workspace=workspace, tasks=[task(f"t{i:02}") for i in range(45)])
+
+    seen, last = await three_pages(api, workspace, order={"field": "TASK_ID", "direction": "ASC"})
 
     assert seen == [f"t{i:02}" for i in range(45)]
-    assert tasks["pageInfo"]["hasNextPage"] is False
-    assert tasks["pageInfo"]["hasPreviousPage"] is True
+    assert last["pageInfo"]["hasNextPage"] is False
+    assert last["pageInfo"]["hasPreviousPage"] is True
 
 
 @pytest.mark.parametrize(
@@ -376,23 +379,14 @@ async def test_a_parameter_filter_pages_newest_first_across_registrations(api: A
     newest_first = [t for t in await task_ids(api, workspace) if int(t[-2:]) % 4]
 
     for direction, expected in (("DESC", newest_first), ("ASC", newest_first[::-1])):
-        seen: list[str] = []
-        after = None
-        for _ in range(3):
-            data = await api(
-                TASKS,
-                workspace=workspace,
-                first=20,
-                after=after,
-                filter={"parameters": [{"path": "kind", "equals": "k"}]},
-                order={"field": "CREATED_AT", "direction": direction},
-            )
-            tasks = data["workspace"]["tasks"]
-            seen.extend(edge["node"]["taskId"] for edge in tasks["edges"])
-            after = tasks["pageInfo"]["endCursor"]
-            assert tasks["totalCount"] == 45
+        seen, last = await three_pages(
+            api,
+            workspace,
+            filter={"parameters": [{"path": "kind", "equals": "k"}]},
+            order={"field": "CREATED_AT", "direction": direction},
+        )
         assert seen == expected
-        assert tasks["pageInfo"]["hasNextPage"] is False
+        assert last["pageInfo"]["hasNextPage"] is False
 
 
 async def test_a_non_scalar_or_malformed_parameter_condition_is_refused(api: Api) -> None:
