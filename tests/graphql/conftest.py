@@ -22,7 +22,7 @@ from strawberry.types import ExecutionResult
 from stardag_graphql.app import create_app
 from stardag_graphql.context import Context
 from stardag_graphql.database import create_engine, create_sessionmaker, create_write_gate
-from stardag_graphql.migrations import ensure_schema
+from stardag_graphql.migrations import ensure_schema, upgrade
 from stardag_graphql.models import Organization, Workspace
 from stardag_graphql.notify import Notifier
 from stardag_graphql.schema import schema
@@ -86,8 +86,29 @@ def pg_url() -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file at the latest schema, migrated once and copied for each test."""
+    path = tmp_path_factory.mktemp("migrated") / "registry.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    # The last connection closed has checkpointed the write-ahead log into the file.
+    assert not path.with_name(f"{path.name}-wal").exists()
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgresql(pg_url: str) -> Iterator[str]:
+    """The name of a PostgreSQL database at the latest schema, migrated once: each test's
+    database is a copy of it (`CREATE DATABASE ... TEMPLATE`)."""
+    with postgresql_database(pg_url, "migrated") as url:
+        upgrade(url)
+        name = make_url(url).database
+        assert name is not None
+        yield name
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database of each kind, fresh for every test."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
@@ -96,14 +117,39 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of each kind at the latest schema, fresh for every test."""
+    with migrated_database(request, tmp_path) as url:
+        yield url
+
+
 @contextlib.contextmanager
-def postgresql_database(pg_url: str, prefix: str = "test") -> Iterator[str]:
-    """A new, empty database on the server of `pg_url`, dropped afterwards; yields its URL."""
+def migrated_database(request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """A new database at the latest schema of the kind `request.param` names ("sqlite" or
+    "postgresql"), an SQLite file in `directory`; yields its URL."""
+    if request.param == "sqlite":
+        path = directory / "registry.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    pg_url = request.getfixturevalue("pg_url")
+    template = request.getfixturevalue("migrated_postgresql")
+    with postgresql_database(pg_url, template=template) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgresql_database(
+    pg_url: str, prefix: str = "test", template: str = "template1"
+) -> Iterator[str]:
+    """A new database on the server of `pg_url`, a copy of `template` (by default an empty
+    one), dropped afterwards; yields its URL."""
     server = make_url(pg_url)
     name = f"{prefix}_{uuid.uuid4().hex}"
     admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
@@ -113,10 +159,8 @@ def postgresql_database(pg_url: str, prefix: str = "test") -> Iterator[str]:
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on a fresh database migrated to the latest schema."""
-    settings = Settings(database_url=database_url)
-    await ensure_schema(settings)
-    engine = create_engine(settings)
+    """An engine on a fresh database at the latest schema."""
+    engine = create_engine(Settings(database_url=database_url))
     try:
         yield engine
     finally:
@@ -216,10 +260,8 @@ async def api(engine: AsyncEngine) -> Api:
 
 @pytest.fixture
 async def registry(database_url: str) -> AsyncIterator[Starlette]:
-    """The registry app on a fresh, migrated database, started (lifespan run)."""
-    settings = Settings(database_url=database_url)
-    await ensure_schema(settings)
-    app = create_app(settings)
+    """The registry app on a fresh database at the latest schema, started (lifespan run)."""
+    app = create_app(Settings(database_url=database_url))
     async with app.router.lifespan_context(app):
         yield app
 
@@ -251,12 +293,9 @@ def server_settings(
 def fresh_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """An empty database of the kind `request.param` names ("sqlite" or "postgresql"), as the
+    """A database at the latest schema of the kind `request.param` names, as the
     `database_url` fixture makes, but for a module-scoped fixture."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('module') / 'registry.db'}"
-        return
-    with postgresql_database(request.getfixturevalue("pg_url"), "module") as url:
+    with migrated_database(request, tmp_path_factory.mktemp("module")) as url:
         yield url
 
 
@@ -285,7 +324,6 @@ async def server_mode(
 ) -> AsyncIterator[ServerMode]:
     """A registry in server mode under uvicorn, on a fresh database."""
     settings = server_settings(database_url, identity_provider, tmp_path / "key.pem")
-    await ensure_schema(settings)
     with serving(create_app(settings)) as url:
         async with server_mode_at(url, settings) as server:
             yield server

@@ -16,7 +16,6 @@ import pytest
 
 import stardag_core as sd
 from stardag_graphql.app import create_app
-from stardag_graphql.migrations import ensure_schema
 from stardag_graphql.settings import Settings
 from tests.conftest import serving
 from tests.graphql.lock_worker import Step, dag, slow
@@ -39,7 +38,6 @@ query($w: ID!, $t: String!) {
 @pytest.fixture
 async def server(database_url: str) -> AsyncIterator[str]:
     settings = Settings(database_url=database_url)
-    await ensure_schema(settings)
     with serving(create_app(settings)) as url:
         yield url
 

@@ -91,7 +91,6 @@ async def test_writers_sharing_tasks_in_any_order_do_not_deadlock(database_url: 
     """Workers register the same tasks and record events for each other's tasks (a worker
     records a task built elsewhere as complete), each in its own order, all at once."""
     settings = Settings(database_url=database_url)
-    await ensure_schema(settings)
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
     task_ids = [f"t{index:03}" for index in range(60)]

@@ -21,7 +21,6 @@ from websockets.exceptions import InvalidStatus
 
 from stardag_graphql.app import create_app
 from stardag_graphql.database import create_engine
-from stardag_graphql.migrations import ensure_schema
 from stardag_graphql.settings import Settings
 from tests.conftest import serving
 from tests.graphql.conftest import RECORD, REGISTER
@@ -83,7 +82,6 @@ PIPELINE = [
 async def server(database_url: str) -> AsyncIterator[str]:
     """The registry under uvicorn on a loopback port (its lifespan run by uvicorn); its URL."""
     settings = Settings(database_url=database_url, allowed_origins=[GUI_ORIGIN])
-    await ensure_schema(settings)
     with serving(create_app(settings)) as url:
         yield url
 

@@ -54,7 +54,8 @@ async def schema_differences(database_url: str) -> list[Any]:
         await engine.dispose()
 
 
-async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
+async def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
+    database_url = empty_database_url
     tables = tables_of(database_url)
     assert "task_parameter_values" in tables_of("sqlite://")
     assert "task_parameter_values" not in tables_of("postgresql://")
@@ -68,6 +69,7 @@ async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert await table_names(database_url) == tables
 
 
-async def test_migrations_match_the_models(database_url: str) -> None:
+async def test_migrations_match_the_models(empty_database_url: str) -> None:
+    database_url = empty_database_url
     await asyncio.to_thread(upgrade, database_url)
     assert await schema_differences(database_url) == []

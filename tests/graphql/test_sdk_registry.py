@@ -22,7 +22,6 @@ import stardag_core as sd
 from stardag_core.registry_client import GraphQLRegistry
 from stardag_core.task_id import task_id
 from stardag_graphql.app import create_app
-from stardag_graphql.migrations import ensure_schema
 from stardag_graphql.settings import Settings
 from tests.conftest import free_port, serving
 from tests.core.examples.pipeline import Add, Chatty, Number, layered
@@ -69,10 +68,8 @@ def graphql(url: str, query: str, **variables: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def settings(database_url: str) -> Settings:
-    settings = Settings(database_url=database_url)
-    await ensure_schema(settings)
-    return settings
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
 
 
 @contextlib.contextmanager
