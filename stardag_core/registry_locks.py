@@ -1,7 +1,7 @@
 """Build locks held in a registry: each task built once across every worker.
 
 A worker takes a lease on a task (`acquireLock`, key `task:<id>`) before running it; a
-keeper thread renews every lease it holds each third of the lease's time to live, and marks
+keeper thread renews every lease it holds every third of the lease's time to live, and marks
 a lease lost when the registry no longer renews it. The worker records the task's
 completion with `recordEventsUnderLock`, which records it and frees the lock only while the
 worker's fencing token is the live one: a worker that stalled past its lease (paused,
@@ -235,7 +235,11 @@ class GraphQLLocks:
             return True
 
     def _renew_forever(self) -> None:
-        while not self._stop.wait(self.ttl / 3):
+        # Rounds start a third of the ttl apart however long each takes to be answered: a
+        # registry slow to answer must not also space the renewals out.
+        period = self.ttl / 3
+        asked = time.monotonic()
+        while not self._stop.wait(max(0.0, asked + period - time.monotonic())):
             with self._guard:
                 leases = list(self._held.values())
             asked = time.monotonic()
