@@ -29,6 +29,11 @@ CLIENT_VARIABLES = (
     "STARDAG_WORKSPACE",
 )
 
+# Set in pytest-xdist's workers (80 x 24). A rich console created while they are set keeps that
+# size for good, so the CLI's consoles would ignore the width each CLI test gives its run.
+for variable in ("COLUMNS", "LINES"):
+    os.environ.pop(variable, None)
+
 
 @pytest.fixture(autouse=True)
 def hermetic_home(

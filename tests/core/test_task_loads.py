@@ -7,6 +7,9 @@ from pydantic import ValidationError
 
 import stardag_core as sd
 
+# Its own namespace: the README's examples, run in the same process, define a `Numbers` too.
+sd.namespace("tests.task_loads")
+
 
 class Numbers(sd.AutoTask[list[int]]):
     n: int

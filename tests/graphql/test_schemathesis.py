@@ -178,31 +178,34 @@ def served(
         yield Served(url, request.param, {}, ids[0], ids)
 
 
-@pytest.fixture(scope="module")
+# One parameter: schemathesis names each operation's test (`[Query.node][sqlite]`) only when
+# the test is parametrized, and pytest-xdist's workers need the names unique.
+@pytest.fixture(scope="module", params=["sqlite"])
 def tenants(
-    identity_provider: IdentityProvider, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    identity_provider: IdentityProvider,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Tenants]:
     """The registry in server mode on SQLite, with `home` seeded like the local registry and
     `foreign` seeded through the API by its owner, every value carrying the marker."""
     directory = tmp_path_factory.mktemp("fuzz-server")
-    settings = server_settings(
-        f"sqlite+aiosqlite:///{directory / 'registry.db'}", identity_provider, directory / "key.pem"
-    )
-    with serving_settings(settings) as url:
-        home, foreign_tenant, member, owner = asyncio.run(make_organizations(url, settings))
-        with httpx.Client(base_url=url, headers=member) as client:
-            ids = seed(client)
-        with httpx.Client(base_url=url, headers=owner) as client:
-            foreign = seed_foreign(client, foreign_tenant)
-        served = Served(url, "sqlite", member, ids[0], [*ids, home.build, home.invite])
-        # `home`'s ids and slug twice: about a third of the known values are `foreign`'s.
-        know(
-            server_api,
-            [*served.ids, *served.ids, *foreign.ids],
-            [f"org-{HOME}", f"org-{HOME}", f"org-{FOREIGN}"],
-            [*SEEDED_TASKS, "t1", *FOREIGN_PROBES],
-        )
-        yield Tenants(served, foreign, owner)
+    with fresh_database(request, tmp_path_factory) as database_url:
+        settings = server_settings(database_url, identity_provider, directory / "key.pem")
+        with serving_settings(settings) as url:
+            home, foreign_tenant, member, owner = asyncio.run(make_organizations(url, settings))
+            with httpx.Client(base_url=url, headers=member) as client:
+                ids = seed(client)
+            with httpx.Client(base_url=url, headers=owner) as client:
+                foreign = seed_foreign(client, foreign_tenant)
+            served = Served(url, "sqlite", member, ids[0], [*ids, home.build, home.invite])
+            # `home`'s ids and slug twice: about a third of the known values are `foreign`'s.
+            know(
+                server_api,
+                [*served.ids, *served.ids, *foreign.ids],
+                [f"org-{HOME}", f"org-{HOME}", f"org-{FOREIGN}"],
+                [*SEEDED_TASKS, "t1", *FOREIGN_PROBES],
+            )
+            yield Tenants(served, foreign, owner)
 
 
 @FUZZ
