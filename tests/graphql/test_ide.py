@@ -107,6 +107,16 @@ def run(graphiql: webdriver.Chrome, query: str) -> None:
     """Put the query into GraphiQL's editor and press the run button."""
     editor = wait_until_visible(graphiql, ".graphiql-query-editor .CodeMirror")
     graphiql.execute_script("arguments[0].CodeMirror.setValue(arguments[1])", editor, query)
+    # GraphiQL parses the text 100 ms after a change and sends the operation by what it parsed
+    # last (a subscription over the websocket): a click before that sends it the old way.
+    WebDriverWait(graphiql, WAIT_SECONDS).until(
+        lambda browser: browser.execute_script(
+            "const parsed = arguments[0].CodeMirror.documentAST;"
+            "return parsed !== null && parsed.loc.source.body === arguments[1]",
+            editor,
+            query,
+        )
+    )
     graphiql.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
 
 
