@@ -12,20 +12,26 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
 from strawberry.http.ides import GraphQL_IDE
 from strawberry.http.typevars import Context, RootValue
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
 __all__ = ["STATIC_DIR", "OfflineGraphQL", "static_mount"]
 
 STATIC_DIR: Path = Path(__file__).parent / "graphiql"
 """The vendored GraphiQL, React and explorer-plugin bundles (package data)."""
+CHECKED_TOKENS = 10_000
+"""The longest document (in tokens) whose operation type is checked before it runs."""
 
 _DEFAULT_STATIC_PATH = "/static/graphiql"
 
@@ -70,9 +76,46 @@ class OfflineGraphQL(GraphQL[Context, RootValue]):
         )
         self.static_path = static_path.rstrip("/")
 
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: RootValue | None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Run one operation sent over HTTP; a subscription is refused with a 400 that says
+        where subscriptions run (Strawberry would run it as a query and answer with a null
+        for its non-null field, an internal error)."""
+        if request_data.query and _is_subscription(request_data):
+            raise HTTPException(
+                400,
+                "subscriptions run over a websocket (graphql-transport-ws) at this URL, not "
+                f"over HTTP {request_adapter.method}: subscribe with a websocket client",
+            )
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
+
     async def render_graphql_ide(self, request: Request) -> Response:
         """The GraphiQL page, loading its scripts and styles from `static_path`."""
         return HTMLResponse(_PAGE.replace("{static}", html.escape(self.static_path)))
+
+
+def _is_subscription(request_data: GraphQLRequestData) -> bool:
+    """Whether the operation `request_data` asks to run is a subscription. Only a document
+    that names the keyword is parsed, up to `CHECKED_TOKENS` tokens; one that does not parse
+    within them is the schema's to report, under its own limits."""
+    assert request_data.query is not None
+    if "subscription" not in request_data.query:
+        return False
+    try:
+        document = parse(request_data.query, no_location=True, max_tokens=CHECKED_TOKENS)
+    except GraphQLError:
+        return False
+    operation = get_operation_ast(document, request_data.operation_name)
+    return operation is not None and operation.operation == OperationType.SUBSCRIPTION
 
 
 # The empty icon spares the browser a request for /favicon.ico (a 404 in most apps). The endpoint

@@ -216,6 +216,31 @@ async def test_queries_may_use_get_but_mutations_may_not(server: str) -> None:
     assert builds.json() == {"data": {"workspace": {"builds": {"totalCount": 0}}}}
 
 
+async def test_a_subscription_over_http_is_told_to_use_the_websocket(server: str) -> None:
+    subscription = "subscription($w: ID!) { taskStatusChanged(workspaceId: $w) { taskId } }"
+    named = subscription.replace("subscription", "subscription Changes")
+    both = f"query Names {{ __typename }}\n{named}"
+    async with httpx.AsyncClient(base_url=server) as client:
+        workspace = (await client.post("/graphql", json={"query": WORKSPACE})).json()["data"][
+            "organizations"
+        ][0]["workspaces"][0]["id"]
+        posted = await client.post(
+            "/graphql", json={"query": subscription, "variables": {"w": workspace}}
+        )
+        got = await client.get(
+            "/graphql", params={"query": subscription, "variables": json.dumps({"w": workspace})}
+        )
+        chosen_query = await client.post("/graphql", json={"query": both, "operationName": "Names"})
+
+    for response, method in ((posted, "POST"), (got, "GET")):
+        assert response.status_code == 400
+        assert response.text == (
+            "subscriptions run over a websocket (graphql-transport-ws) at this URL, not over "
+            f"HTTP {method}: subscribe with a websocket client"
+        )
+    assert chosen_query.json() == {"data": {"__typename": "Query"}}
+
+
 async def test_the_health_check_answers_ok(server: str) -> None:
     async with httpx.AsyncClient(base_url=server) as client:
         response = await client.get("/healthz")
