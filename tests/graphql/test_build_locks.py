@@ -110,7 +110,9 @@ def test_a_worker_paused_past_its_lease_cannot_record_completion(
 ) -> None:
     workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
     task = slow()
-    ttl = 2.0
+    # Long enough that the worker taking over keeps its own lease while a loaded machine
+    # (pytest-xdist's other worker busy too) answers its renewals late.
+    ttl = 4.0
     stalled = worker(server, workspace, tmp_path, "stalled", "slow", ttl, RUN_SECONDS=str(2 * ttl))
     _wait_for(tmp_path / "started-stalled")
     stalled.send_signal(signal.SIGSTOP)
