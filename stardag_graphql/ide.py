@@ -88,7 +88,7 @@ class OfflineGraphQL(GraphQL[Context, RootValue]):
         """Run one operation sent over HTTP; a subscription is refused with a 400 that says
         where subscriptions run (Strawberry would run it as a query and answer with a null
         for its non-null field, an internal error)."""
-        if request_data.query and _is_subscription(request_data):
+        if request_data.query and _is_subscription(request_data.query, request_data.operation_name):
             raise HTTPException(
                 400,
                 "subscriptions run over a websocket (graphql-transport-ws) at this URL, not "
@@ -103,18 +103,17 @@ class OfflineGraphQL(GraphQL[Context, RootValue]):
         return HTMLResponse(_PAGE.replace("{static}", html.escape(self.static_path)))
 
 
-def _is_subscription(request_data: GraphQLRequestData) -> bool:
-    """Whether the operation `request_data` asks to run is a subscription. Only a document
-    that names the keyword is parsed, up to `CHECKED_TOKENS` tokens; one that does not parse
+def _is_subscription(query: str, operation_name: str | None) -> bool:
+    """Whether the operation of `query` that runs is a subscription. Only a document that
+    names the keyword is parsed, up to `CHECKED_TOKENS` tokens; one that does not parse
     within them is the schema's to report, under its own limits."""
-    assert request_data.query is not None
-    if "subscription" not in request_data.query:
+    if "subscription" not in query:
         return False
     try:
-        document = parse(request_data.query, no_location=True, max_tokens=CHECKED_TOKENS)
+        document = parse(query, no_location=True, max_tokens=CHECKED_TOKENS)
     except GraphQLError:
         return False
-    operation = get_operation_ast(document, request_data.operation_name)
+    operation = get_operation_ast(document, operation_name)
     return operation is not None and operation.operation == OperationType.SUBSCRIPTION
 
 

@@ -55,21 +55,19 @@ async def schema_differences(database_url: str) -> list[Any]:
 
 
 async def test_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
-    database_url = empty_database_url
-    tables = tables_of(database_url)
+    tables = tables_of(empty_database_url)
     assert "task_parameter_values" in tables_of("sqlite://")
     assert "task_parameter_values" not in tables_of("postgresql://")
-    await asyncio.to_thread(upgrade, database_url)
-    assert await table_names(database_url) == tables
+    await asyncio.to_thread(upgrade, empty_database_url)
+    assert await table_names(empty_database_url) == tables
 
-    await asyncio.to_thread(downgrade, database_url, "base")
-    assert await table_names(database_url) == set()
+    await asyncio.to_thread(downgrade, empty_database_url, "base")
+    assert await table_names(empty_database_url) == set()
 
-    await asyncio.to_thread(upgrade, database_url, "head")
-    assert await table_names(database_url) == tables
+    await asyncio.to_thread(upgrade, empty_database_url, "head")
+    assert await table_names(empty_database_url) == tables
 
 
 async def test_migrations_match_the_models(empty_database_url: str) -> None:
-    database_url = empty_database_url
-    await asyncio.to_thread(upgrade, database_url)
-    assert await schema_differences(database_url) == []
+    await asyncio.to_thread(upgrade, empty_database_url)
+    assert await schema_differences(empty_database_url) == []
