@@ -9,6 +9,11 @@ token and the provider's refresh token in the person's server-side storage
 registry token, renewed through the refresh token before it expires. ``/auth/signout``
 forgets both.
 
+A sign-in is bound to the browser that finished it: the callback puts a fresh random key in
+that browser's signed cookie and beside the sign-in, and a request whose cookie lacks the key
+is not signed in. A session id planted in someone's browser before they sign in (session
+fixation) therefore gives whoever planted it nothing afterwards.
+
 The routes are answered by the root page before any page is built::
 
     /auth/signin    redirects to the provider
@@ -45,6 +50,9 @@ SIGNED_IN = "signin"
 """The key of a person's sign-in in ``app.storage.user``."""
 PENDING = "signin-pending"
 """The key of a sign-in under way (its state and PKCE verifier) in ``app.storage.user``."""
+BOUND = "signin-browser"
+"""The key of the random key binding a sign-in to its browser, in ``app.storage.user`` and
+in that browser's signed cookie (``app.storage.browser``)."""
 RENEW_EVERY = 15.0
 """Seconds between checks, on an open page, whether the registry token needs renewing."""
 
@@ -105,13 +113,19 @@ class SignIn:
             return await self._finish(request)
         if path == SIGNOUT:
             app.storage.user.pop(SIGNED_IN, None)
+            app.storage.user.pop(BOUND, None)
             return RedirectResponse("/", status_code=303)
         return None
 
     async def person(self) -> "Person | None":
         """The person of this browser session with a fresh registry token; None when nobody is
-        signed in or their sign-in can no longer be renewed (``RegistryError`` when the
-        provider or the registry cannot be reached to renew it)."""
+        signed in (in this browser) or their sign-in can no longer be renewed
+        (``RegistryError`` when the provider or the registry cannot be reached to renew it)."""
+        bound = app.storage.user.get(BOUND)
+        if not isinstance(bound, str) or not secrets.compare_digest(
+            bound, str(app.storage.browser.get(BOUND, ""))
+        ):
+            return None
         session = str(app.storage.browser["id"])
         renewal = self._renewals.get(session)
         if renewal is None:
@@ -180,6 +194,8 @@ class SignIn:
             self._redirect_uri(request),
         )
         save(app.storage.user, record, token)
+        binding = secrets.token_urlsafe(32)
+        app.storage.user[BOUND] = app.storage.browser[BOUND] = binding
         return RedirectResponse("/", status_code=303)
 
 

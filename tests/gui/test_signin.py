@@ -25,11 +25,12 @@ from typer.testing import CliRunner
 from stardag_core.cli import app as cli
 from stardag_core.credentials import LoginRecord, RegistryToken
 from stardag_graphql.settings import Settings
+from stardag_gui import signin
 from stardag_gui.context import Connection
 from stardag_gui.signin import SIGNED_IN, save, saved
 from tests.conftest import free_port
 from tests.graphql.conftest import AUDIENCE, CLIENT_ID, server_settings, serving_settings
-from tests.gui.conftest import gui_on
+from tests.gui.conftest import eventually, gui_on
 from tests.gui.test_settings import create, open_settings
 from tests.identity_provider import IdentityProvider
 
@@ -165,6 +166,20 @@ async def test_signing_in_end_to_end(person: User, provider: IdentityProvider, t
     await person.should_see("Sign out")
 
 
+async def test_a_session_planted_before_the_sign_in_is_not_signed_in_by_it(
+    person: User, provider: IdentityProvider
+) -> None:
+    await person.open("/")
+    planted = httpx.Cookies(person.http_client.cookies)  # what an attacker put in the browser
+
+    await sign_in(person, provider)
+
+    assert "<title>stardag</title>" in (await person.http_client.get("/")).text
+    person.http_client.cookies = planted
+    assert "<title>stardag: sign in</title>" in (await person.http_client.get("/")).text
+    assert saved(storage_of(person)) is not None  # the person stays signed in
+
+
 async def test_a_refusal_at_the_provider_is_shown(person: User, provider: IdentityProvider) -> None:
     await person.open(await provider_answer(person, provider, None))
 
@@ -192,6 +207,25 @@ async def test_an_expired_registry_token_is_renewed_with_the_refresh_token(
     assert await viewer_email(team, new_token.access_token.get_secret_value()) == (
         "ada@example.com"
     )
+
+
+async def test_an_open_page_renews_the_registry_token_before_it_expires(
+    person: User, provider: IdentityProvider, team: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signin, "RENEW_EVERY", 0.1)
+    store, record, token = await signed_in(person, provider)
+    expiring = token.model_copy(update={"expires_at": datetime.now(UTC) + timedelta(seconds=5)})
+    save(store, record, expiring)
+
+    def renewed() -> RegistryToken | None:
+        kept = saved(store)
+        return kept[1] if kept and kept[1].access_token != token.access_token else None
+
+    await eventually(lambda: renewed() is not None)  # no page was opened meanwhile
+    fresh = renewed()
+    assert fresh is not None
+    assert fresh.fresh()
+    assert await viewer_email(team, fresh.access_token.get_secret_value()) == "ada@example.com"
 
 
 async def test_a_sign_in_the_provider_no_longer_renews_ends(
