@@ -740,6 +740,12 @@ class BuildFilter:
     statuses: list[models.BuildStatus] | None = None
 
 
+@strawberry.type(description="A kind of task: the namespace and name its tasks share.")
+class TaskFamily:
+    namespace: str
+    name: str
+
+
 @strawberry.type(description="Where builds and tasks live.")
 class Workspace(Node):
     pk: NodeID[str]
@@ -867,6 +873,23 @@ class Workspace(Node):
         task_filter = filter.to_store() if filter else task_search.TaskFilter()
         async with info.context.reads() as session:
             return await task_search.filter_keys(session, self.row_pk, task_filter, prefix)
+
+    @strawberry.field(
+        description="Task families (namespace and name) whose name starts with `prefix`, by "
+        "namespace then name; in `namespace` only, when given."
+    )
+    async def task_families(
+        self,
+        info: Info,
+        namespace: str | None = None,
+        prefix: str = "",
+        first: int = task_search.MAX_SUGGESTIONS,
+    ) -> list[TaskFamily]:
+        async with info.context.reads() as session:
+            families = await task_search.task_families(
+                session, self.row_pk, namespace, prefix, first
+            )
+        return [TaskFamily(namespace=space, name=name) for space, name in families]
 
     @strawberry.field(description="Values of parameter `key` among matching tasks, by prefix.")
     async def filter_values(

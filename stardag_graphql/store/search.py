@@ -6,6 +6,9 @@ parameter index (`TaskParameterValue`) holds for the first condition, newest fir
 checks each with `json_extract`, comparing the JSON type too so that `true` never equals `1`.
 Autocomplete (`filter_keys`, `filter_values`) looks at the newest `AUTOCOMPLETE_SCAN` tasks
 that match the other filters, which keeps it fast on a workspace of millions of tasks.
+`task_families` lists every family (namespace and name) instead, stepping through the
+(workspace, namespace, name) index from one family to the next: a statement whose cost grows
+with the number of families, not of tasks.
 """
 
 import json
@@ -15,10 +18,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, and_, cast, func, literal, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    and_,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from stardag_graphql.errors import InvalidInputError
 from stardag_graphql.models import BuildTask, Task, TaskParameterValue, TaskStatus
@@ -28,6 +43,8 @@ Scalar = str | int | float | bool | None
 
 AUTOCOMPLETE_SCAN = 10_000
 MAX_SUGGESTIONS = 50
+MAX_FAMILIES = 1000
+FAMILIES_SCAN = 10_000
 MAX_PATH_DEPTH = 8
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -142,6 +159,65 @@ async def filter_values(
         .limit(MAX_SUGGESTIONS)
     )
     return [str(row) for row in rows]
+
+
+async def task_families(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    namespace: str | None = None,
+    prefix: str = "",
+    first: int = MAX_SUGGESTIONS,
+) -> list[tuple[str, str]]:
+    """The workspace's task families (namespace, name) whose name starts with `prefix`, in
+    `namespace` only when one is given; the first `first` in (namespace, name) order, among
+    the first `FAMILIES_SCAN` families."""
+    if not 1 <= first <= MAX_FAMILIES:
+        raise InvalidInputError(f"first must be between 1 and {MAX_FAMILIES}, got {first}")
+    scope = [Task.workspace_id == workspace_id]
+    if namespace is not None:
+        scope.append(Task.namespace == namespace)
+    if namespace is not None and prefix:
+        # Names in one namespace come in order: the walk starts at the prefix, stops after it.
+        scope += [Task.name >= prefix, Task.name.startswith(prefix, autoescape=True)]
+    found = aliased(Task, name="found")
+    first_family = (
+        select(Task.id, Task.namespace, Task.name)
+        .where(*scope)
+        .order_by(Task.namespace, Task.name)
+        .limit(1)
+        .subquery("first_family")
+    )
+    walk = select(*first_family.c, literal(1, Integer).label("step")).cte("walk", recursive=True)
+    # The next family's first task: the next name in the namespace, else the next namespace's
+    # first name. Each is one index range read (SQLite reads a row-value comparison as a range
+    # on its first column only), so a step costs the same however many tasks a family has.
+    next_name = (
+        select(Task.id)
+        .where(*scope, Task.namespace == walk.c.namespace, Task.name > walk.c.name)
+        .order_by(Task.name)
+        .limit(1)
+        .scalar_subquery()
+    )
+    next_namespace = (
+        select(Task.id)
+        .where(*scope, Task.namespace > walk.c.namespace)
+        .order_by(Task.namespace, Task.name)
+        .limit(1)
+        .scalar_subquery()
+    )
+    next_family = func.coalesce(next_name, next_namespace)
+    walk = walk.union_all(
+        select(found.id, found.namespace, found.name, walk.c.step + 1)
+        .join_from(walk, found, found.id == next_family)
+        .where(walk.c.step < FAMILIES_SCAN)
+    )
+    rows = await session.execute(
+        select(walk.c.namespace, walk.c.name)
+        .where(walk.c.name.startswith(prefix, autoescape=True))
+        .order_by(walk.c.step)
+        .limit(first)
+    )
+    return [(row.namespace, row.name) for row in rows]
 
 
 def _recent(session: AsyncSession, workspace_id: uuid.UUID, task_filter: TaskFilter) -> Any:

@@ -34,8 +34,10 @@ OPERATORS = {"name": ("=", "contains")}
 """The operators of a key beyond plain equality."""
 PAGE_SIZES = (10, 25, 50, 100)
 DEFAULT_PAGE_SIZE = 25
-SUGGESTION_SCAN = 100
-"""How many of the newest matching tasks suggest names and namespaces."""
+FAMILY_SCAN = 1000
+"""How many task families (namespace and name) suggest namespaces."""
+NAME_SUGGESTIONS = 50
+"""How many task names are suggested at once."""
 
 TASKS = """
 query($w: ID!, $filter: TaskFilter, $first: Int!, $after: String) {
@@ -56,9 +58,11 @@ query($w: ID!, $key: String!, $filter: TaskFilter, $prefix: String!) {
   workspace(id: $w) { filterValues(key: $key, filter: $filter, prefix: $prefix) }
 }
 """
-RECENT_TASKS = """
-query($w: ID!, $filter: TaskFilter, $first: Int!) {
-  workspace(id: $w) { tasks(filter: $filter, first: $first) { nodes { name namespace } } }
+FAMILIES = """
+query($w: ID!, $namespace: String, $prefix: String!, $first: Int!) {
+  workspace(id: $w) {
+    taskFamilies(namespace: $namespace, prefix: $prefix, first: $first) { namespace name }
+  }
 }
 """
 RECENT_BUILDS = """
@@ -275,12 +279,18 @@ class TaskExplorer:
             builds = data["workspace"]["builds"]["nodes"]
             return {b["id"]: f"{b['name']} · {show_time(b['startedAt'])}" for b in builds}
         if key in ("name", "namespace"):
-            scan = dict(others or {}, **({"search": prefix} if key == "name" and prefix else {}))
+            # Every family of the workspace (names in the chosen namespace, if any), however
+            # old: the families, not the tasks, are what the registry walks.
+            naming = key == "name"
             data = await self.gui.query(
-                RECENT_TASKS, w=self.gui.workspace_id, filter=scan or None, first=SUGGESTION_SCAN
+                FAMILIES,
+                w=self.gui.workspace_id,
+                namespace=(others or {}).get("namespace") if naming else None,
+                prefix=prefix if naming else "",
+                first=NAME_SUGGESTIONS if naming else FAMILY_SCAN,
             )
-            found = sorted({t[key] for t in data["workspace"]["tasks"]["nodes"]})
-            return {value: value for value in found if key == "name" or value.startswith(prefix)}
+            found = sorted({family[key] for family in data["workspace"]["taskFamilies"]})
+            return {value: value or "(none)" for value in found if value.startswith(prefix)}
         data = await self.gui.query(
             FILTER_VALUES,
             w=self.gui.workspace_id,

@@ -443,6 +443,50 @@ async def test_autocomplete_offers_parameter_names_and_values(api: Api) -> None:
     }
 
 
+async def test_task_families_are_listed_however_many_tasks_each_has(api: Api) -> None:
+    workspace = await api.workspace_id()
+    tasks = [task(f"fit-{i}", "fit", seed=i) for i in range(30)]
+    tasks += [task("f", "filter"), task("l", "load"), task("p", "fit_100%")]
+    tasks += [{**task("x", "fit"), "namespace": "etl"}, {**task("y", "zip"), "namespace": ""}]
+    await api(REGISTER, workspace=workspace, tasks=tasks)
+
+    data = await api(
+        """query($w: ID!) { workspace(id: $w) {
+            all: taskFamilies { namespace name }
+            fi: taskFamilies(prefix: "fi") { namespace name }
+            demoFi: taskFamilies(namespace: "demo", prefix: "fi") { name }
+            percent: taskFamilies(prefix: "fit_1") { name }
+            top: taskFamilies(namespace: "", first: 1) { name }
+            two: taskFamilies(first: 2) { name } } }""",
+        w=workspace,
+    )
+
+    assert data["workspace"] == {
+        "all": [
+            {"namespace": "", "name": "zip"},
+            {"namespace": "demo", "name": "filter"},
+            {"namespace": "demo", "name": "fit"},
+            {"namespace": "demo", "name": "fit_100%"},
+            {"namespace": "demo", "name": "load"},
+            {"namespace": "etl", "name": "fit"},
+        ],
+        "fi": [
+            {"namespace": "demo", "name": "filter"},
+            {"namespace": "demo", "name": "fit"},
+            {"namespace": "demo", "name": "fit_100%"},
+            {"namespace": "etl", "name": "fit"},
+        ],
+        "demoFi": [{"name": "filter"}, {"name": "fit"}, {"name": "fit_100%"}],
+        "percent": [{"name": "fit_100%"}],
+        "top": [{"name": "zip"}],
+        "two": [{"name": "zip"}, {"name": "filter"}],
+    }
+    error = await api.error(
+        "query($w: ID!) { workspace(id: $w) { taskFamilies(first: 0) { name } } }", w=workspace
+    )
+    assert error.message == "first must be between 1 and 1000, got 0"
+
+
 async def test_lineage_is_typed_by_whether_it_was_truncated(api: Api) -> None:
     workspace = await api.workspace_id()
     chain = [task("t0")] + [task(f"t{i}", "step", f"t{i - 1}") for i in range(1, 6)]

@@ -116,6 +116,24 @@ async def test_values_are_suggested_by_what_was_typed(user: User, batch: list[st
     )
 
 
+async def test_names_and_namespaces_are_suggested_from_every_family(
+    user: User, batch: list[str]
+) -> None:
+    await user.open("/tasks")
+    await rows_of(user, 25)
+    choose(user, "filter-key", "namespace")
+    await eventually(lambda: select_options(user, "filter-value") == ["stardag.demo", "tests"])
+
+    await user.open("/tasks?namespace=stardag.demo")
+    await rows_of(user, 7)
+    choose(user, "filter-key", "name")
+    await eventually(
+        lambda: select_options(user, "filter-value") == ["measure", "report", "summarize"]
+    )
+    user.find(marker="filter-value").trigger("inputValue", "s")
+    await eventually(lambda: select_options(user, "filter-value") == ["summarize"])
+
+
 async def test_a_number_typed_as_a_value_matches_the_number(user: User, batch: list[str]) -> None:
     await user.open("/tasks?param.i=3")
 
