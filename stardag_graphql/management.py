@@ -66,6 +66,14 @@ class ManagementMutation:
             row = await organization_store.set_archived(session, workspace, archived=True)
         return Workspace.from_row(row)
 
+    @strawberry.mutation(
+        description="Rename a workspace; its slug, which configuration and workers use, stays."
+    )
+    async def rename_workspace(self, info: Info, workspace_id: GlobalID, name: str) -> Workspace:
+        async with writing(info, workspace_id) as (session, workspace):
+            row = await organization_store.rename_workspace(session, workspace, name)
+        return Workspace.from_row(row)
+
     @strawberry.mutation(description="Restore an archived workspace.")
     async def restore_workspace(self, info: Info, workspace_id: GlobalID) -> Workspace:
         async with writing(info, workspace_id) as (session, workspace):

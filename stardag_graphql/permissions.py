@@ -82,6 +82,7 @@ OPERATIONS: Mapping[str, Action] = {
     "Mutation.createWorkspace": Action.MANAGE_WORKSPACES,
     "Mutation.archiveWorkspace": Action.MANAGE_WORKSPACES,
     "Mutation.restoreWorkspace": Action.MANAGE_WORKSPACES,
+    "Mutation.renameWorkspace": Action.MANAGE_WORKSPACES,
     "Mutation.inviteMember": Action.MANAGE_MEMBERS,
     "Mutation.revokeInvite": Action.MANAGE_MEMBERS,
     "Mutation.setMemberRole": Action.MANAGE_MEMBERS,

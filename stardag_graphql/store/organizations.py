@@ -333,6 +333,16 @@ async def set_archived(session: AsyncSession, workspace_id: uuid.UUID, archived:
     return workspace
 
 
+async def rename_workspace(session: AsyncSession, workspace_id: uuid.UUID, name: str) -> Workspace:
+    """Give the workspace a new display name (its slug, which configuration names, stays)."""
+    workspace = await session.get(Workspace, workspace_id)
+    if workspace is None:
+        raise NotFoundError("no such workspace")
+    workspace.name = check_name(name, "workspace")
+    await session.flush()
+    return workspace
+
+
 async def set_target_root(
     session: AsyncSession, workspace_id: uuid.UUID, name: str, uri: str
 ) -> TargetRoot:

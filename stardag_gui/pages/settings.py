@@ -83,6 +83,9 @@ CREATE_WORKSPACE = (
 )
 ARCHIVE_WORKSPACE = "mutation($w: ID!) { archiveWorkspace(workspaceId: $w) { archivedAt } }"
 RESTORE_WORKSPACE = "mutation($w: ID!) { restoreWorkspace(workspaceId: $w) { archivedAt } }"
+RENAME_WORKSPACE = (
+    "mutation($w: ID!, $name: String!) { renameWorkspace(workspaceId: $w, name: $name) { name } }"
+)
 SET_TARGET_ROOT = (
     "mutation($w: ID!, $name: String!, $uri: String!) { setTargetRoot(workspaceId: $w, "
     "name: $name, uri: $uri) { name } }"
@@ -326,6 +329,30 @@ class Settings:
                         f"{verb}d {workspace['name']}", document, w=workspace["id"]
                     ),
                 ).props("flat dense").mark(f"{verb.lower()}-{workspace['slug']}")
+                ui.button("Rename", on_click=lambda: self.rename(workspace)).props(
+                    "flat dense"
+                ).mark(f"rename-{workspace['slug']}")
+
+    def rename(self, workspace: dict[str, Any]) -> None:
+        """Ask for a new name of ``workspace`` (its slug stays) and give it."""
+        with self.overlay, ui.dialog() as dialog, ui.card().classes("rename"):
+            ui.label(f"Rename {workspace['name']} (its slug {workspace['slug']} stays)")
+            name = ui.input("Name", value=workspace["name"]).mark("new-name")
+            with ui.row().classes("justify-end w-full"):
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+
+                async def renamed() -> None:
+                    dialog.close()
+                    await self.act(
+                        f"Renamed {workspace['name']} to {name.value.strip()}",
+                        RENAME_WORKSPACE,
+                        w=workspace["id"],
+                        name=name.value,
+                    )
+
+                ui.button("Rename", on_click=renamed).mark("confirm-rename")
+        dialog.on("hide", dialog.delete)
+        dialog.open()
 
     async def create_workspace(self, organization: dict[str, Any], slug: str, name: str) -> None:
         """Create a workspace in ``organization``, then show the GUI with it."""

@@ -196,6 +196,11 @@ OPERATION_DOCUMENTS: dict[str, Operation] = {
         _w,
         "restoreWorkspace",
     ),
+    "Mutation.renameWorkspace": Operation(
+        'mutation($w: ID!) { renameWorkspace(workspaceId: $w, name: "Renamed") { name } }',
+        _w,
+        "renameWorkspace",
+    ),
     "Mutation.inviteMember": Operation(
         'mutation($o: ID!) { inviteMember(organizationId: $o, email: "new@example.com", '
         "role: MEMBER) { email } }",

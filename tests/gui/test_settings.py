@@ -156,6 +156,34 @@ async def test_creating_and_archiving_a_workspace(user: User, registry: Registry
     await user.should_see(marker=f"restore-{slug}")
 
 
+async def test_renaming_a_workspace_keeps_its_slug(user: User, registry: Registry) -> None:
+    slug = unique("old")
+    await open_settings(user)
+    create(user, "workspace", "Old name", slug)
+    await user.should_see("Target roots of Old name", retries=50)
+
+    user.find(marker=f"rename-{slug}").click()
+    user.find(marker="new-name").clear().type("  New name ")
+    user.find(marker="confirm-rename").click()
+
+    await user.should_see("Renamed Old name to New name")
+    workspaces = {w["slug"]: w for w in local_organization(registry)["workspaces"]}
+    assert workspaces[slug]["name"] == "New name"
+
+
+async def test_a_workspace_name_cannot_be_empty(user: User, registry: Registry) -> None:
+    await open_settings(user)
+
+    user.find(marker="rename-default").click()
+    user.find(marker="new-name").clear().type("   ")
+    user.find(marker="confirm-rename").click()
+
+    await told_refused(user)
+    assert any("workspace name must be 1 to 200 characters" in m for m in user.notify.messages)
+    workspaces = {w["slug"]: w for w in local_organization(registry)["workspaces"]}
+    assert workspaces["default"]["name"] == "Default"
+
+
 async def test_a_target_root_is_added_changed_and_removed(user: User, registry: Registry) -> None:
     def roots() -> dict[str, str]:
         return {r["name"]: r["uri"] for r in local_workspace(registry)["targetRoots"]}
