@@ -86,7 +86,10 @@ class Outbox:
     def remove(self, messages: Iterable[Message]) -> None:
         """Forget messages the registry has confirmed."""
         seqs = [message.seq for message in messages]
-        with self._file:
+        # One transaction (the connection commits it, or rolls it back on an error): in
+        # autocommit each DELETE would commit on its own.
+        with self._file, self._db:
+            self._db.execute("BEGIN")
             self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in seqs])
         with self._memory:
             for seq in seqs:
@@ -112,15 +115,22 @@ class Outbox:
         if not waiting:
             return
         rows = [(kind, json.dumps(payload, separators=(",", ":"))) for _, kind, payload in waiting]
-        self._db.execute("BEGIN")
-        seqs = [
-            int(
-                self._db.execute("INSERT INTO outbox (kind, payload) VALUES (?, ?)", row).lastrowid
-                or 0
-            )
-            for row in rows
-        ]
-        self._db.execute("COMMIT")
+        try:
+            with self._db:  # commits, or rolls back on an error
+                self._db.execute("BEGIN")
+                seqs = [
+                    int(
+                        self._db.execute(
+                            "INSERT INTO outbox (kind, payload) VALUES (?, ?)", row
+                        ).lastrowid
+                        or 0
+                    )
+                    for row in rows
+                ]
+        except BaseException:
+            with self._memory:  # not written: they wait in memory again, first in line
+                self._waiting[:0] = waiting
+            raise
         with self._memory:
             for seq, (ticket, _, payload) in zip(seqs, waiting, strict=True):
                 self._written[seq] = (ticket, payload)
