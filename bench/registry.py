@@ -262,6 +262,11 @@ def registration(backend: str, fresh: Callable[[str], str], sizes: Sizes, report
             )
         )
         missed = _missed(batched)
+        if backend == "postgresql":
+            # Autovacuum analyzes the tables within its one-minute naptime of the batches. Until
+            # then the server's cached generic plans, made while the tables were small, find a
+            # task's dependencies by scanning the whole workspace (one-task p50 7 ms, not 2.5).
+            analyze(url)
         for n in (1, sizes.clients):
             missed |= _singles(backend, clients[:n], ws, tasks, sizes, report)
         if missed and sizes.profiles:
@@ -673,23 +678,32 @@ def _load_postgresql(
     edges: Iterator[tuple[uuid.UUID, uuid.UUID]] | Sequence[tuple[uuid.UUID, uuid.UUID]],
 ) -> None:
     ws = str(workspace)
+    with (
+        psycopg.connect(_libpq(url), autocommit=True) as connection,
+        connection.transaction(),
+        connection.cursor() as cursor,
+    ):
+        with cursor.copy(f"COPY tasks ({TASK_COLUMNS}) FROM STDIN") as copy:
+            for chunk in _chunks(tasks, 10_000):
+                buffer = io.StringIO()
+                for t in chunk:
+                    stamp = t.created_at.isoformat()
+                    buffer.write(
+                        f"{t.pk}\t{ws}\t{t.task_id}\t{t.namespace}\t{t.name}\t1\t"
+                        f"{t.parameters}\t{t.output_uri}\t{t.status}\t{stamp}\t{stamp}\n"
+                    )
+                copy.write(buffer.getvalue())
+        with cursor.copy(
+            "COPY task_dependencies (upstream_pk, downstream_pk, workspace_id) FROM STDIN"
+        ) as copy:
+            for edge_chunk in _chunks(iter(edges), 50_000):
+                copy.write("".join(f"{up}\t{down}\t{ws}\n" for up, down in edge_chunk))
+    analyze(url)
+
+
+def analyze(url: str) -> None:
+    """Vacuum and analyze PostgreSQL's task tables, as autovacuum does after bulk writes."""
     with psycopg.connect(_libpq(url), autocommit=True) as connection:
-        with connection.transaction(), connection.cursor() as cursor:
-            with cursor.copy(f"COPY tasks ({TASK_COLUMNS}) FROM STDIN") as copy:
-                for chunk in _chunks(tasks, 10_000):
-                    buffer = io.StringIO()
-                    for t in chunk:
-                        stamp = t.created_at.isoformat()
-                        buffer.write(
-                            f"{t.pk}\t{ws}\t{t.task_id}\t{t.namespace}\t{t.name}\t1\t"
-                            f"{t.parameters}\t{t.output_uri}\t{t.status}\t{stamp}\t{stamp}\n"
-                        )
-                    copy.write(buffer.getvalue())
-            with cursor.copy(
-                "COPY task_dependencies (upstream_pk, downstream_pk, workspace_id) FROM STDIN"
-            ) as copy:
-                for edge_chunk in _chunks(iter(edges), 50_000):
-                    copy.write("".join(f"{up}\t{down}\t{ws}\n" for up, down in edge_chunk))
         connection.execute("VACUUM ANALYZE tasks")
         connection.execute("VACUUM ANALYZE task_dependencies")
 

@@ -192,7 +192,7 @@ async def _level_depths(
     """Each node's smallest depth, level by level, until the lineage ends, `max_depth` is
     reached or more than `max_nodes` nodes are found (every node nearer than the last level
     is then known). None when it is still growing after `MAX_WALKED_DEPTH` levels."""
-    depths = {root_pk: 0}
+    depths = {root_pk.hex: 0}
     frontier = [root_pk]
     depth = 0
     while frontier and len(depths) <= max_nodes + 1 and depth != max_depth:  # root included
@@ -204,9 +204,9 @@ async def _level_depths(
             if there not in depths:
                 depths[there] = depth
                 reached.append(there)
-        frontier = reached
-    del depths[root_pk]
-    return depths
+        frontier = [uuid.UUID(hex=pk) for pk in reached]
+    del depths[root_pk.hex]
+    return {uuid.UUID(hex=pk): depth for pk, depth in depths.items()}
 
 
 async def _closure_depths(
@@ -290,7 +290,8 @@ async def _edges(
         TaskDependency.upstream_pk,
         TaskDependency.downstream_pk,
     )
-    return sorted((task_ids[up], task_ids[down]) for up, down in pairs if down in task_ids)
+    by_hex = {pk.hex: task_id for pk, task_id in task_ids.items()}
+    return sorted((by_hex[up], by_hex[down]) for up, down in pairs if down in by_hex)
 
 
 async def _dependencies_from(
@@ -299,9 +300,12 @@ async def _dependencies_from(
     pks: list[uuid.UUID],
     near: InstrumentedAttribute[uuid.UUID],
     far: InstrumentedAttribute[uuid.UUID],
-) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """The (near, far) row ids of the dependencies whose `near` end is one of `pks`."""
-    pairs: list[tuple[uuid.UUID, uuid.UUID]] = []
+) -> list[tuple[str, str]]:
+    """The (near, far) row ids, as hex, of the dependencies whose `near` end is one of `pks`.
+
+    Hex, because a lineage reads an edge row per dependency but needs an id per node: on
+    SQLite, making a UUID of each id read cost more than the statement itself."""
+    pairs: list[tuple[str, str]] = []
     # PostgreSQL takes the ids as one array parameter: one short statement, which psycopg
     # converts much faster than an IN list of hundreds of parameters.
     postgresql = session.get_bind().dialect.name == "postgresql"
@@ -309,10 +313,10 @@ async def _dependencies_from(
     for start in range(0, len(pks), size):
         batch = pks[start : start + size]
         rows = await session.execute(
-            select(near, far).where(
+            select(type_coerce(near, String), type_coerce(far, String)).where(
                 TaskDependency.workspace_id == workspace_id,
                 near == any_(cast(batch, ARRAY(Uuid()))) if postgresql else near.in_(batch),
             )
         )
-        pairs.extend((row[0], row[1]) for row in rows)
+        pairs.extend((_hex(here), _hex(there)) for here, there in rows)
     return pairs
