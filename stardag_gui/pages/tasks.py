@@ -290,7 +290,8 @@ class TaskExplorer:
                 first=NAME_SUGGESTIONS if naming else FAMILY_SCAN,
             )
             found = sorted({family[key] for family in data["workspace"]["taskFamilies"]})
-            return {value: value or "(none)" for value in found if value.startswith(prefix)}
+            # The empty namespace is left out: an empty value adds no condition.
+            return {value: value for value in found if value and value.startswith(prefix)}
         data = await self.gui.query(
             FILTER_VALUES,
             w=self.gui.workspace_id,
