@@ -165,18 +165,19 @@ class Lease:
 
 
 class BuildLocks(Protocol):
-    """Leases on tasks for one build; every method may block (the scheduler calls them on
-    a worker thread), and the leases it grants are renewed until released or completed."""
+    """Leases on tasks for one build, granted and renewed until released or completed. The
+    scheduler awaits many calls at once on its event loop: an implementation may send them
+    together, and must not block the loop while it waits for an answer."""
 
-    def acquire(self, task: Task) -> Lease | None:
+    async def acquire(self, task: Task) -> Lease | None:
         """A lease on ``task``, or None while another worker holds it."""
         ...
 
-    def release(self, lease: Lease) -> None:
+    async def release(self, lease: Lease) -> None:
         """Give the lease up without recording anything (the task failed or was complete)."""
         ...
 
-    def complete(self, lease: Lease, event: TaskEvent) -> bool:
+    async def complete(self, lease: Lease, event: TaskEvent) -> bool:
         """Record ``event`` (the task's completion) and release the lease, only while the
         lease is live; False when it lapsed and nothing was recorded."""
         ...

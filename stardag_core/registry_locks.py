@@ -8,22 +8,21 @@ worker's fencing token is the live one: a worker that stalled past its lease (pa
 partitioned) and was taken over records nothing. A worker that dies releases nothing; its
 lease lapses after its time to live and another worker takes the task over.
 
-Lock calls from all of a build's threads go through one dispatcher, which sends whatever
-is waiting as one request, each kind of call as one list (`acquireLocks`, `renewLocks`,
-`releaseLocks`, `recordEventsUnderLocks`), each list one statement on the registry: a busy
-build makes a few large requests rather than many small ones.
-
-Every call blocks (the scheduler makes them on worker threads). While the registry is
-unreachable, taking a lease waits and retries; recording a completion retries for as long
-as the lease lasts.
+The calls are coroutines on the scheduler's event loop, where they gather: a dispatcher
+sends whatever is waiting as one request (from a worker thread, so the loop runs on), each
+kind of call as one list (`acquireLocks`, `releaseLocks`, `recordEventsUnderLocks`), each
+list one statement on the registry. A busy build makes a few large requests rather than
+many small ones, and waits for hundreds of answers at once at the cost of a future each.
+The keeper renews from a thread of its own, so a loop busy running a task (the inline
+executor) does not let its leases lapse. While the registry is unreachable, taking a lease
+waits and retries; recording a completion retries for as long as the lease lasts.
 """
 
+import asyncio
 import logging
-import queue
 import threading
 import time
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
@@ -84,7 +83,7 @@ def lock_key(task: Task) -> str:
 class _Call:
     kind: str
     argument: Any
-    answer: "Future[Any]" = field(default_factory=Future)
+    answer: "asyncio.Future[Any]"
 
 
 class GraphQLLocks:
@@ -98,19 +97,17 @@ class GraphQLLocks:
         self._held: dict[str, Lease] = {}
         self._completing: set[str] = set()
         self._guard = threading.Lock()
-        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._calls: list[_Call] = []
+        self._dispatcher: asyncio.Task[None] | None = None
         self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._dispatch_forever, name="stardag-locks", daemon=True),
-            threading.Thread(target=self._renew_forever, name="stardag-leases", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._keeper = threading.Thread(target=self._renew_forever, name="stardag-leases")
+        self._keeper.daemon = True
+        self._keeper.start()
 
     def __repr__(self) -> str:
         return f"GraphQLLocks(holder={self.holder!r}, ttl={self.ttl})"
 
-    def acquire(self, task: Task) -> Lease | None:
+    async def acquire(self, task: Task) -> Lease | None:
         """A lease on `task`, or None while another worker holds it; waits out an
         unreachable registry."""
         key = lock_key(task)
@@ -118,12 +115,12 @@ class GraphQLLocks:
         while True:
             asked = time.monotonic()
             try:
-                granted = self._call("acquire", key)["lease"]
+                granted = (await self._call("acquire", key))["lease"]
                 break
             except RegistryUnavailable as error:
                 backoff = min(MAX_BACKOFF_SECONDS, max(0.05, backoff * 2))
                 logger.warning("cannot take the lock %s yet (%s); retrying", key, error)
-                time.sleep(backoff)
+                await asyncio.sleep(backoff)
         if granted is None:
             return None
         lease = Lease(key, self.holder, granted["fencingToken"], asked + self.ttl)
@@ -131,15 +128,15 @@ class GraphQLLocks:
             self._held[key] = lease
         return lease
 
-    def release(self, lease: Lease) -> None:
+    async def release(self, lease: Lease) -> None:
         """Give the lease up; if the registry cannot be told, the lease lapses on its own."""
         self._forget(lease)
         try:
-            self._call("release", {"key": lease.key, "fencingToken": lease.fencing_token})
+            await self._call("release", {"key": lease.key, "fencingToken": lease.fencing_token})
         except (RegistryUnavailable, RegistryRefused) as error:
             logger.warning("could not release the lock %s (%s); it lapses", lease.key, error)
 
-    def complete(self, lease: Lease, event: TaskEvent) -> bool:
+    async def complete(self, lease: Lease, event: TaskEvent) -> bool:
         """Record `event` and free the lock while the lease is live; False once it lapsed."""
         with self._guard:
             self._completing.add(lease.key)
@@ -153,10 +150,13 @@ class GraphQLLocks:
 
         try:
             # The task's registration goes first, through the outbox, which a busy registry
-            # can hold up for a while.
-            payload = None
+            # can hold up for a while: waiting for it takes a thread, asking whether it went
+            # does not.
+            payload = self._reporter.payload_once_registered(event, 0.0)
             while payload is None and hopeful():
-                payload = self._reporter.payload_once_registered(event, REGISTRATION_CHECK_SECONDS)
+                payload = await asyncio.to_thread(
+                    self._reporter.payload_once_registered, event, REGISTRATION_CHECK_SECONDS
+                )
             if payload is None:
                 return False
             # The same event id on every try: a try whose answer was lost counts once.
@@ -167,10 +167,10 @@ class GraphQLLocks:
             }
             while hopeful():
                 try:
-                    return bool(self._call("complete", completion))
+                    return bool(await self._call("complete", completion))
                 except RegistryUnavailable as error:
                     logger.warning("cannot record %s yet (%s); retrying", lease.key, error)
-                    time.sleep(min(MAX_BACKOFF_SECONDS, self.ttl / 4))
+                    await asyncio.sleep(min(MAX_BACKOFF_SECONDS, self.ttl / 4))
             return False
         finally:
             self._forget(lease)
@@ -180,51 +180,67 @@ class GraphQLLocks:
     def close(self) -> None:
         """Stop renewing; leases still held lapse on their own."""
         self._stop.set()
-        self._calls.put(None)
-        for thread in self._threads:
-            thread.join()
+        self._keeper.join()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
         self._channel.close()
 
-    def _call(self, kind: str, argument: Any) -> Any:
-        """Hand a call to the dispatcher and wait for its answer."""
-        call = _Call(kind, argument)
-        self._calls.put(call)
-        return call.answer.result()
+    async def _call(self, kind: str, argument: Any) -> Any:
+        """Hand a call to the dispatcher and await its answer."""
+        call = _Call(kind, argument, asyncio.get_running_loop().create_future())
+        self._calls.append(call)
+        if self._dispatcher is None:
+            self._dispatcher = asyncio.create_task(self._dispatch())
+        return await call.answer
 
-    def _dispatch_forever(self) -> None:
-        while (first := self._calls.get()) is not None:
-            batch = [first]
-            gathered = time.monotonic() + GATHER_SECONDS
-            while len(batch) < CALLS_PER_REQUEST:
-                try:
-                    call = self._calls.get(timeout=max(0.0, gathered - time.monotonic()))
-                except queue.Empty:
-                    break
-                if call is None:
-                    self._calls.put(None)  # stop after this batch
-                    break
-                batch.append(call)
-            self._send(batch)
+    async def _dispatch(self) -> None:
+        """Send the calls waiting, in batches, until none is left: a call made while a
+        request is on its way goes with the next one at once; a call made to an idle
+        dispatcher waits a little for others to join it."""
+        try:
+            await asyncio.sleep(GATHER_SECONDS)
+            while self._calls:
+                batch = self._calls[:CALLS_PER_REQUEST]
+                del self._calls[:CALLS_PER_REQUEST]
+                await self._send(batch)
+        finally:
+            self._dispatcher = None
 
-    def _send(self, batch: list[_Call]) -> None:
-        """Send a batch of calls as one request and answer each."""
+    async def _send(self, batch: list[_Call]) -> None:
+        """Send a batch of calls as one request and answer each (but those whose caller
+        stopped waiting: a cancelled build)."""
         kinds: dict[str, list[_Call]] = {}
         for call in batch:
-            kinds.setdefault(call.kind, []).append(call)
-        variables: dict[str, Any] = {"w": self._reporter.workspace_id, "h": self.holder}
-        if "acquire" in kinds or "renew" in kinds:
-            variables["ttl"] = self.ttl
-        for kind, calls in kinds.items():
-            variables[kind] = [call.argument for call in calls]
-        try:
-            data = self._channel.execute(document(frozenset(kinds)), variables)
-        except (RegistryUnavailable, RegistryRefused) as error:
-            for call in batch:
-                call.answer.set_exception(error)
+            if not call.answer.done():
+                kinds.setdefault(call.kind, []).append(call)
+        if not kinds:
             return
+        arguments = {kind: [call.argument for call in calls] for kind, calls in kinds.items()}
+        try:
+            data = await asyncio.to_thread(self._execute, arguments)
+        except (RegistryUnavailable, RegistryRefused) as error:
+            answers = {kind: [error] * len(calls) for kind, calls in kinds.items()}
+        else:
+            answers = {kind: data[kind] for kind in kinds}
         for kind, calls in kinds.items():
-            for call, answer in zip(calls, data[kind], strict=True):
-                call.answer.set_result(answer)
+            for call, answer in zip(calls, answers[kind], strict=True):
+                if call.answer.done():
+                    continue
+                if isinstance(answer, Exception):
+                    call.answer.set_exception(answer)
+                else:
+                    call.answer.set_result(answer)
+
+    def _execute(self, arguments: dict[str, list[Any]]) -> dict[str, Any]:
+        """One request with a list of calls of each kind in `arguments`; blocks."""
+        variables: dict[str, Any] = {
+            "w": self._reporter.workspace_id,
+            "h": self.holder,
+            **arguments,
+        }
+        if arguments.keys() & {"acquire", "renew"}:
+            variables["ttl"] = self.ttl
+        return self._channel.execute(document(frozenset(arguments)), variables)
 
     def _forget(self, lease: Lease) -> bool:
         """Stop renewing `lease`; False if it was no longer held (completed or released)."""
@@ -243,30 +259,26 @@ class GraphQLLocks:
             with self._guard:
                 leases = list(self._held.values())
             asked = time.monotonic()
-            calls = [
-                _Call("renew", {"key": lease.key, "fencingToken": lease.fencing_token})
-                for lease in leases
-            ]
-            for call in calls:
-                self._calls.put(call)
-            for lease, call in zip(leases, calls, strict=True):
-                self._renewed(lease, call, asked)
+            for start in range(0, len(leases), CALLS_PER_REQUEST):
+                self._renew(leases[start : start + CALLS_PER_REQUEST], asked)
 
-    def _renewed(self, lease: Lease, call: _Call, asked: float) -> None:
+    def _renew(self, leases: list[Lease], asked: float) -> None:
+        pairs = [{"key": lease.key, "fencingToken": lease.fencing_token} for lease in leases]
         try:
-            renewed = call.answer.result()
+            renewed = self._execute({"renew": pairs})["renew"]
         except (RegistryUnavailable, RegistryRefused) as error:
-            logger.warning("could not renew the lock %s (%s)", lease.key, error)
+            logger.warning("could not renew %d lock(s) (%s)", len(leases), error)
             return
-        if renewed:
-            lease.deadline = asked + self.ttl
-            return
-        with self._guard:
-            if lease.key in self._completing:
-                return  # completed (and freed) while the renewal was on its way
-        if self._forget(lease):
-            logger.warning("the lock %s lapsed: another worker may take it over", lease.key)
-            lease.lost = True
+        for lease, live in zip(leases, renewed, strict=True):
+            if live:
+                lease.deadline = asked + self.ttl
+                continue
+            with self._guard:
+                if lease.key in self._completing:
+                    continue  # completed (and freed) while the renewal was on its way
+            if self._forget(lease):
+                logger.warning("the lock %s lapsed: another worker may take it over", lease.key)
+                lease.lost = True
 
 
 @cache

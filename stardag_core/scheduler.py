@@ -13,6 +13,14 @@ worker holds is parked, off the executor's slots, and polled until it is complet
 here) or free (taken here); a task found complete right after taking its lease is skipped
 too. Its outputs commit only while the lease is live, and its completion is recorded
 through the lock, which refuses a lapsed lease.
+
+Round trips to the registry stay off the path from one task to the next. Leases are taken
+ahead: a task is leased once each task it waits for is leased here too (so it will be ready
+as soon as this worker finishes them), at most a few dozen ahead of the executor, so other
+workers find the rest free. And a task whose outputs committed under a live lease readies
+its dependents at once, while its completion is recorded aside: should the registry refuse
+the record (the lease lapsed after the commit), the task fails here, its outputs stand, and
+the worker that took its lease over finds it complete.
 """
 
 import asyncio
@@ -22,10 +30,9 @@ import logging
 import time
 import traceback
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncGenerator, Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from uuid import UUID
 
 from stardag_core.capture import TaskLog, capturing, logging_to
@@ -49,12 +56,13 @@ from stardag_core.targets import Target, commit_guard, exists_many_async
 from stardag_core.tasks import Task, flatten_targets, flatten_tasks
 
 FailMode = Literal["fail_fast", "continue"]
-T = TypeVar("T")
 
 logger = logging.getLogger("stardag.build")
 
 _COMPLETENESS_CONCURRENCY = 64
 _LOCK_POLL_SECONDS = 0.25
+_LEASES_AHEAD = 32
+"""Leases held at most for tasks not started yet, beyond twice the executor's slots."""
 
 
 class _State(enum.Enum):
@@ -82,9 +90,12 @@ class _Node:
         "elapsed",
         "generator",
         "lease",
+        "leasing",
         "log",
         "state",
         "task",
+        "unleased",
+        "vouched",
         "waiting_on",
     )
 
@@ -92,6 +103,11 @@ class _Node:
         self.task = task
         self.state = _State.CHECKING
         self.waiting_on = 0
+        # For leases taken ahead: the children neither satisfied nor leased here, whether
+        # this node was counted as either by its dependents, and its lease on its way.
+        self.unleased = 0
+        self.vouched = False
+        self.leasing: asyncio.Task[None] | None = None
         self.children: list[_Node] = []
         self.dependents: list[_Node] = []
         self.generator: Generator[Any, Any, Any] | AsyncGenerator[Any, Any] | None = None
@@ -114,7 +130,6 @@ class Scheduler:
     ) -> None:
         self.summary = BuildSummary()
         self._locks = locks
-        self._lock_threads: ThreadPoolExecutor | None = None
         # What runs log and print is captured only for a registry that keeps it.
         self._capture = not isinstance(registry, NoOpRegistry)
         # Runs in worker processes capture at the level logging here lets through.
@@ -127,30 +142,36 @@ class Scheduler:
         self._settings = get_settings()
         self._nodes: dict[UUID, _Node] = {}
         self._ready: deque[_Node] = deque()
+        # Nodes whose lease may be taken ahead, and the nodes holding (or taking) a lease
+        # they have not started running under.
+        self._leasable: deque[_Node] = deque()
+        self._leased_ahead: set[_Node] = set()
+        self._lease_budget = _LEASES_AHEAD + 2 * executor.slots
         # Waits that hold no executor slot: tasks parked on another worker's lock, and
         # completions being recorded under a lock.
         self._aside: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._custom_checks = asyncio.Semaphore(_COMPLETENESS_CONCURRENCY)
+        # Nodes whose completeness is to be checked again, in one batch (see `_recheck`).
+        self._rechecking: list[_Node] = []
+        self._rechecked: asyncio.Task[dict[_Node, bool]] | None = None
 
     async def run(self, roots: Sequence[Task]) -> BuildSummary:
         """Build ``roots``; ``DependencyCycleError`` before anything runs if they form a cycle."""
         cycle = _find_cycle(await self._discover(roots))
         if cycle:
             raise DependencyCycleError(_describe_cycle(cycle))
-        try:
-            with capturing() if self._capture else nullcontext():
-                await self._run_ready()
-            await self._close_leftovers()
-        finally:
-            if self._lock_threads is not None:
-                self._lock_threads.shutdown(wait=False)
+        with capturing() if self._capture else nullcontext():
+            await self._run_ready()
+        await self._close_leftovers()
         return self.summary
 
     async def _run_ready(self) -> None:
         """Hand ready nodes to the executor until none is ready, running or parked."""
         running: set[asyncio.Task[None]] = set()
         while True:
+            if self._locks is not None:
+                self._take_leases_ahead(self._locks)
             while self._ready and len(running) < self._executor.slots and not self._stopping:
                 node = self._ready.popleft()
                 if node.state is _State.READY:
@@ -214,6 +235,8 @@ class Scheduler:
         if child.state in _SATISFIED:
             return
         parent.waiting_on += 1
+        if not child.vouched:
+            parent.unleased += 1
         if child.state in _UNSATISFIABLE:
             if not self._fail_fast:
                 self._block([parent])
@@ -252,11 +275,29 @@ class Scheduler:
             results[index] = begin < end and all(found[begin:end])
         return results
 
+    async def _recheck(self, node: _Node) -> bool:
+        """Whether the node's task is complete now (another worker may have built it),
+        checked in one batch with every node that asks in the same turn of the event loop:
+        under locks, each task is checked again once leased, and they come in bursts."""
+        self._rechecking.append(node)
+        if self._rechecked is None or self._rechecked.done():
+            self._rechecked = asyncio.create_task(self._recheck_batch())
+        return (await asyncio.shield(self._rechecked))[node]
+
+    async def _recheck_batch(self) -> dict[_Node, bool]:
+        await asyncio.sleep(0)  # the turn's other nodes join
+        nodes, self._rechecking = self._rechecking, []
+        self._rechecked = None
+        return dict(zip(nodes, await self._check(nodes), strict=True))
+
     def _enqueue(self, node: _Node) -> None:
         node.state = _State.READY
         self._ready.append(node)
+        if node.unleased == 0 and self._locks is not None:
+            self._leasable.append(node)
 
     def _satisfied(self, node: _Node) -> None:
+        self._vouch(node)
         for dependent in node.dependents:
             dependent.waiting_on -= 1
             if dependent.waiting_on == 0 and dependent.state in (_State.WAITING, _State.SUSPENDED):
@@ -291,17 +332,18 @@ class Scheduler:
             await self._suspend(node, outcome)
             return
         if node.lease is not None:
-            # Recording the completion is a round trip to the registry, made aside: the
-            # slot goes to the next task meanwhile, whose completion may join the request.
-            self._aside.add(asyncio.create_task(self._finish(node, node.elapsed)))
+            # Its outputs committed under a live lease: what waits for it may run now, while
+            # the completion is recorded aside (a round trip, whose slot goes to the next task).
+            lease, node.lease = node.lease, None
+            self._built(node, node.elapsed)
+            self._aside.add(asyncio.create_task(self._record_under_lease(node, lease)))
             return
-        await self._finish(node, node.elapsed)
-
-    async def _finish(self, node: _Node, elapsed: float) -> None:
-        """Record a task that ran to its end as built, and ready what waited for it."""
-        if not await self._record_completion(node):
-            return
+        self._emit(node, TaskEventKind.COMPLETED)
         await self._publish_assets(node)
+        self._built(node, node.elapsed)
+
+    def _built(self, node: _Node, elapsed: float) -> None:
+        """Count a task that ran to its end as built, and ready what waited for it."""
         node.state = _State.BUILT
         self.summary.built.append(node.task)
         self.summary.durations[node.task.id] = elapsed
@@ -331,55 +373,82 @@ class Scheduler:
             return
         self._registry.task_assets(self._build.id, task, assets)
 
-    async def _record_completion(self, node: _Node) -> bool:
-        """Report the node's completion: through its lock when it holds one. False, and the
-        node fails, when the lease lapsed while it ran and nothing could be recorded."""
-        if node.lease is None or self._locks is None:
-            self._emit(node, TaskEventKind.COMPLETED)
-            return True
-        lease, node.lease = node.lease, None
+    async def _record_under_lease(self, node: _Node, lease: Lease) -> None:
+        """Record a built node's completion through its lock. Should the lease have lapsed
+        since its outputs committed, nothing is recorded and the node fails here instead:
+        the worker that took the lease over finds its outputs and skips it."""
+        assert self._locks is not None
         event = TaskEvent(self._build.id, node.task, TaskEventKind.COMPLETED)
-        # The dependents this completion readies take their leases in the same breath: the
-        # registry client sends the calls together, one round trip instead of two a task.
-        readied = [
-            dependent
-            for dependent in node.dependents
-            if dependent.waiting_on == 1
-            and dependent.state is _State.WAITING
-            and dependent.lease is None
-        ]
-        taking = (self._locking(self._locks.acquire, dependent.task) for dependent in readied)
-        recorded, leases = await asyncio.gather(
-            self._locking(self._locks.complete, lease, event), asyncio.gather(*taking)
-        )
-        for dependent, granted in zip(readied, leases, strict=True):
-            dependent.lease = granted
-        if recorded:
+        if await self._locks.complete(lease, event):
             logger.debug("completed %r (%s) under lock %s", node.task, node.task.id, lease.key)
-            return True
-        for dependent in readied:
-            await self._release(dependent)
+            await self._publish_assets(node)
+            return
         lease.lost = True
         error = lease.lost_error()
+        self.summary.built.remove(node.task)
+        self._progress.grow(1)  # the bar counted it built: failing is its second outcome
         # Not reported: the task is another worker's now, and its record stands.
         self._fail(node, error, "".join(traceback.format_exception(error)), report=False)
-        return False
+
+    def _vouch(self, node: _Node) -> None:
+        """Count the node, once, as satisfied or as leased here (asked for: a refusal only
+        parks it): a dependent each of whose children counts may take its lease ahead."""
+        if node.vouched:
+            return
+        node.vouched = True
+        for dependent in node.dependents:
+            dependent.unleased -= 1
+            if dependent.unleased == 0 and self._locks is not None:
+                self._leasable.append(dependent)
+
+    def _take_leases_ahead(self, locks: BuildLocks) -> None:
+        """Ask for the leases of leasable nodes, oldest first, as far as the budget goes."""
+        while (
+            self._leasable and len(self._leased_ahead) < self._lease_budget and not self._stopping
+        ):
+            node = self._leasable.popleft()
+            if (
+                node.state in (_State.WAITING, _State.READY)
+                and node.lease is None
+                and node.leasing is None
+            ):
+                self._leased_ahead.add(node)
+                node.leasing = asyncio.create_task(self._take_lease_ahead(node, locks))
+                self._aside.add(node.leasing)
+                self._vouch(node)
+
+    async def _take_lease_ahead(self, node: _Node, locks: BuildLocks) -> None:
+        lease = await locks.acquire(node.task)
+        node.leasing = None
+        if lease is None:  # another worker holds it: the node parks once ready
+            self._leased_ahead.discard(node)
+        elif node.state in (_State.WAITING, _State.READY, _State.RUNNING):
+            node.lease = lease  # running: waiting in `_take_lock` for this lease
+        else:  # blocked by a failure meanwhile
+            self._leased_ahead.discard(node)
+            await locks.release(lease)
 
     async def _take_lock(self, node: _Node, locks: BuildLocks) -> bool:
-        """Hold the node's lease before its first run (it may hold it already, taken when its
-        last dependency completed): True to run it now; False when it was parked (another
-        worker holds it) or skipped (another worker completed it)."""
+        """Hold the node's lease before its first run (it may hold it already, taken
+        ahead): True to run it now; False when it was parked (another worker holds it) or
+        skipped (another worker completed it)."""
+        if node.leasing is not None:
+            await asyncio.shield(node.leasing)
+        self._leased_ahead.discard(node)
+        if node.lease is not None and not node.lease.live:
+            node.lease = None  # lapsed while it waited to be ready
         if node.lease is None:
-            node.lease = await self._locking(locks.acquire, node.task)
+            self._vouch(node)
+            node.lease = await locks.acquire(node.task)
             if node.lease is None:
                 node.state = _State.PARKED
                 self._aside.add(asyncio.create_task(self._wait_for_lock(node, locks)))
                 return False
-        complete = await self._check([node])
+        complete = await self._recheck(node)
         if node.state is _State.FAILED:
             await self._release(node)
             return False
-        if complete[0]:
+        if complete:
             await self._release(node)
             self._skip_built_elsewhere(node)
             return False
@@ -390,23 +459,16 @@ class Scheduler:
         ours (ready it), unless the build stops first."""
         while not self._stopping:
             await asyncio.sleep(_LOCK_POLL_SECONDS)
-            complete = await self._check([node])
+            complete = await self._recheck(node)
             if node.state is not _State.PARKED:
                 return  # its completeness check failed
-            if complete[0]:
+            if complete:
                 self._skip_built_elsewhere(node)
                 return
-            node.lease = await self._locking(locks.acquire, node.task)
+            node.lease = await locks.acquire(node.task)
             if node.lease is not None:
                 self._enqueue(node)
                 return
-
-    async def _locking(self, call: Callable[..., T], *args: Any) -> T:
-        """Make a (blocking) lock call on a thread of the scheduler's own: as many may wait
-        at once as tasks run, so the registry client can send them together."""
-        if self._lock_threads is None:
-            self._lock_threads = ThreadPoolExecutor(2 * self._executor.slots + 4, "stardag-lock")
-        return await asyncio.get_running_loop().run_in_executor(self._lock_threads, call, *args)
 
     def _skip_built_elsewhere(self, node: _Node) -> None:
         self._skip(node)
@@ -415,7 +477,7 @@ class Scheduler:
     async def _release(self, node: _Node) -> None:
         if node.lease is not None and self._locks is not None:
             lease, node.lease = node.lease, None
-            await self._locking(self._locks.release, lease)
+            await self._locks.release(lease)
 
     async def _step(self, node: _Node) -> Outcome:
         """Run the node's task until it finishes or yields tasks it needs."""
@@ -491,6 +553,9 @@ class Scheduler:
             else:
                 node.state = _State.BLOCKED
                 self.summary.blocked.append(node.task)
+                self._leased_ahead.discard(node)
+            if node.lease is not None:  # held ahead, or by a suspended run
+                self._aside.add(asyncio.create_task(self._release(node)))
             self._progress.advance(f"[yellow]blocked[/] {node.task.get_name()}")
             stack.extend(node.dependents)
 

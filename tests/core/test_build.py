@@ -320,24 +320,25 @@ class SlowToRecord(Recorder):
         super().__init__()
         self.completions: list[str] = []
         self.first_waited_out: bool | None = None
-        self._guard = threading.Lock()
-        self._second = threading.Event()
+        self._second = asyncio.Event()
 
     def build_locks(self, build: sd.BuildRecord, ttl: float) -> "SlowToRecord":
         return self
 
-    def acquire(self, task: sd.Task) -> sd.Lease:
+    async def acquire(self, task: sd.Task) -> sd.Lease:
         return sd.Lease(f"task:{task.id}", "here", 1, time.monotonic() + 60)
 
-    def release(self, lease: sd.Lease) -> None:
+    async def release(self, lease: sd.Lease) -> None:
         raise AssertionError(f"nothing fails here, yet {lease.key} was released")
 
-    def complete(self, lease: sd.Lease, event: sd.TaskEvent) -> bool:
-        with self._guard:
-            self.completions.append(event.task.get_name())
-            first = len(self.completions) == 1
-        if first:
-            self.first_waited_out = not self._second.wait(10)
+    async def complete(self, lease: sd.Lease, event: sd.TaskEvent) -> bool:
+        self.completions.append(event.task.get_name())
+        if len(self.completions) == 1:
+            try:
+                await asyncio.wait_for(self._second.wait(), 10)
+                self.first_waited_out = False
+            except TimeoutError:
+                self.first_waited_out = True
         else:
             self._second.set()
         return True
