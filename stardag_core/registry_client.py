@@ -28,6 +28,8 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +143,9 @@ class GraphQLRegistry:
         self._idle = threading.Event()
         self._stopping = threading.Event()
         self._urgent = threading.Event()
-        self._delivered = threading.Condition()
+        # Completions waiting for their task's registration to reach the registry, with
+        # the payload each gets then (see `payload_once_registered`).
+        self._awaiting: list[_Awaiting] = []
         self._event_ids = itertools.count()
         self._event_prefix = uuid.uuid4().hex
         self._thread = threading.Thread(target=self._send_forever, name="stardag-registry")
@@ -216,22 +220,35 @@ class GraphQLRegistry:
         holder = f"{socket.gethostname()}:{os.getpid()}:{build.id}"
         return GraphQLLocks(Channel(self.url, self._credential), self, holder, ttl)
 
-    def payload_once_registered(self, event: TaskEvent, timeout: float) -> dict[str, Any] | None:
+    def payload_once_registered(self, event: TaskEvent) -> Future[dict[str, Any]]:
         """`event` as `recordEvents` takes it, once the registry has its task's registration
-        (sent through the outbox); None if that takes longer than `timeout` seconds."""
+        (sent through the outbox): at once if it has, else when the sender delivers it."""
         self._register(event.build_id, [event.task])
         key = event.build_id, event.task.id
+        answer: Future[dict[str, Any]] = Future()
+        payload = self._event_payload(event)
+        with self._lock:
+            if not self._is_delivered(key):
+                self._awaiting.append(_Awaiting(key, answer, payload))
+                self._urgent.set()
+                self._wake.set()
+                return answer
+        answer.set_result(payload)
+        return answer
 
-        def delivered() -> bool:
-            return self._registered[key] >= 0 and self._outbox.delivered(self._registered[key])
+    def _is_delivered(self, key: tuple[uuid.UUID, uuid.UUID]) -> bool:
+        """Whether the registration of `key` (build, task) was delivered; hold `_lock`."""
+        ticket = self._registered[key]
+        return ticket >= 0 and self._outbox.delivered(ticket)
 
-        if not delivered():
-            self._urgent.set()
-            self._wake.set()
-            with self._delivered:
-                if not self._delivered.wait_for(delivered, timeout):
-                    return None
-        return self._event_payload(event)
+    def _answer_awaiting(self) -> None:
+        """Hand their payloads to the completions whose registrations were delivered."""
+        with self._lock:
+            ready = [waiting for waiting in self._awaiting if self._is_delivered(waiting.key)]
+            self._awaiting = [waiting for waiting in self._awaiting if waiting not in ready]
+        for waiting in ready:
+            if waiting.answer.set_running_or_notify_cancel():  # False: its waiter gave up
+                waiting.answer.set_result(waiting.payload)
 
     # Sending.
 
@@ -329,8 +346,7 @@ class GraphQLRegistry:
                     continue
                 if self._send(channel, batch):
                     self._outbox.remove(batch)
-                    with self._delivered:
-                        self._delivered.notify_all()
+                    self._answer_awaiting()
                     backoff = 0.0
                     if len(batch) < BATCH:  # caught up: let the next reports gather
                         self._urgent.wait(LINGER_SECONDS)
@@ -392,6 +408,16 @@ class GraphQLRegistry:
         """A task event as `recordEvents` takes it, with a fresh idempotent event id (this
         registry's random prefix and a count: cheaper than a random id for each event)."""
         return event_payload(event, f"{self._event_prefix}-{next(self._event_ids)}")
+
+
+@dataclass(eq=False)
+class _Awaiting:
+    """A completion waiting for its task's registration: the (build, task) key, the future
+    it awaits, and the payload that future gets."""
+
+    key: tuple[uuid.UUID, uuid.UUID]
+    answer: Future[dict[str, Any]]
+    payload: dict[str, Any]
 
 
 def event_payload(event: TaskEvent, event_id: str) -> dict[str, Any]:

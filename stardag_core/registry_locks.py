@@ -22,6 +22,7 @@ import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
@@ -42,12 +43,10 @@ GATHER_SECONDS = 0.01
 far more than a call in it, so a little waiting buys throughput."""
 
 # Each kind of call: the argument that takes the batch's calls, with its type, and the field.
+# The registry runs a mutation's fields in order, and a request's order is this one: locks
+# are freed before any is taken, so that a lease given back and asked for again in the same
+# request (the same holder, so the same fencing token) ends up held, not freed.
 OPERATIONS = {
-    "acquire": (
-        "$acquire: [String!]!",
-        "acquire: acquireLocks(workspaceId: $w, keys: $acquire, holder: $h, ttlSeconds: $ttl) "
-        "{ lease { fencingToken } }",
-    ),
     "complete": (
         "$complete: [LockedEventsInput!]!",
         "complete: recordEventsUnderLocks(workspaceId: $w, holder: $h, completions: $complete)",
@@ -60,6 +59,11 @@ OPERATIONS = {
         "$renew: [LeaseInput!]!",
         "renew: renewLocks(workspaceId: $w, leases: $renew, holder: $h, ttlSeconds: $ttl)",
     ),
+    "acquire": (
+        "$acquire: [String!]!",
+        "acquire: acquireLocks(workspaceId: $w, keys: $acquire, holder: $h, ttlSeconds: $ttl) "
+        "{ lease { fencingToken } }",
+    ),
 }
 
 
@@ -69,8 +73,8 @@ class Reporter(Protocol):
 
     workspace_id: str
 
-    def payload_once_registered(self, event: TaskEvent, timeout: float) -> dict[str, Any] | None:
-        """`event` for `recordEvents` once its task is registered; None after `timeout`."""
+    def payload_once_registered(self, event: TaskEvent) -> Future[dict[str, Any]]:
+        """`event` for `recordEvents`, once its task is registered."""
         ...
 
 
@@ -150,15 +154,14 @@ class GraphQLLocks:
 
         try:
             # The task's registration goes first, through the outbox, which a busy registry
-            # can hold up for a while: waiting for it takes a thread, asking whether it went
-            # does not.
-            payload = self._reporter.payload_once_registered(event, 0.0)
-            while payload is None and hopeful():
-                payload = await asyncio.to_thread(
-                    self._reporter.payload_once_registered, event, REGISTRATION_CHECK_SECONDS
-                )
-            if payload is None:
+            # can hold up for a while.
+            registered = asyncio.wrap_future(self._reporter.payload_once_registered(event))
+            while not registered.done() and hopeful():
+                await asyncio.wait([registered], timeout=REGISTRATION_CHECK_SECONDS)
+            if not registered.done():
+                registered.cancel()
                 return False
+            payload = registered.result()
             # The same event id on every try: a try whose answer was lost counts once.
             completion = {
                 "key": lease.key,
@@ -287,7 +290,7 @@ def document(kinds: frozenset[str]) -> str:
     declarations = ["$w: ID!", "$h: String!"]
     if kinds & {"acquire", "renew"}:
         declarations.append("$ttl: Float!")
-    chosen = sorted(kinds)
+    chosen = [kind for kind in OPERATIONS if kind in kinds]
     declarations += [OPERATIONS[kind][0] for kind in chosen]
     fields = "\n".join(f"  {OPERATIONS[kind][1]}" for kind in chosen)
     return f"mutation({', '.join(declarations)}) {{\n{fields}\n}}"

@@ -30,7 +30,7 @@ import logging
 import time
 import traceback
 from collections import deque
-from collections.abc import AsyncGenerator, Generator, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Literal
 from uuid import UUID
@@ -61,8 +61,10 @@ logger = logging.getLogger("stardag.build")
 
 _COMPLETENESS_CONCURRENCY = 64
 _LOCK_POLL_SECONDS = 0.25
-_LEASES_AHEAD = 32
-"""Leases held at most for tasks not started yet, beyond twice the executor's slots."""
+_LEASE_HORIZON_SECONDS = 0.1
+"""How far ahead leases are taken, beyond the executor's slots: as many tasks as were done
+in this many seconds lately. Enough to cover a lease's round trip when tasks take
+milliseconds; next to nothing when they take seconds, so other workers find the rest free."""
 
 
 class _State(enum.Enum):
@@ -146,10 +148,14 @@ class Scheduler:
         # they have not started running under.
         self._leasable: deque[_Node] = deque()
         self._leased_ahead: set[_Node] = set()
-        self._lease_budget = _LEASES_AHEAD + 2 * executor.slots
-        # Waits that hold no executor slot: tasks parked on another worker's lock, and
-        # completions being recorded under a lock.
+        self._done_lately: deque[float] = deque()
+        # The coroutines under way: task runs, which hold the executor's slots, and waits
+        # aside, which do not (leases, parked tasks, completions recorded under a lock).
+        # Each one finished wakes the run loop, which looks at that one only.
+        self._running: set[asyncio.Task[None]] = set()
         self._aside: set[asyncio.Task[None]] = set()
+        self._finished: list[asyncio.Task[None]] = []
+        self._woken = asyncio.Event()
         self._stopping = False
         self._custom_checks = asyncio.Semaphore(_COMPLETENESS_CONCURRENCY)
         # Nodes whose completeness is to be checked again, in one batch (see `_recheck`).
@@ -167,25 +173,36 @@ class Scheduler:
         return self.summary
 
     async def _run_ready(self) -> None:
-        """Hand ready nodes to the executor until none is ready, running or parked."""
-        running: set[asyncio.Task[None]] = set()
+        """Hand ready nodes to the executor until none is ready, running or aside."""
         while True:
             if self._locks is not None:
                 self._take_leases_ahead(self._locks)
-            while self._ready and len(running) < self._executor.slots and not self._stopping:
+            while self._ready and len(self._running) < self._executor.slots and not self._stopping:
                 node = self._ready.popleft()
                 if node.state is _State.READY:
                     node.state = _State.RUNNING
-                    running.add(asyncio.create_task(self._execute(node)))
-            if not running and not self._aside:
+                    self._start(self._running, self._execute(node))
+            if not self._running and not self._aside:
                 break
-            finished, _ = await asyncio.wait(
-                running | self._aside, return_when=asyncio.FIRST_COMPLETED
-            )
-            running -= finished
-            self._aside -= finished
+            await self._woken.wait()
+            self._woken.clear()
+            finished, self._finished = self._finished, []
             for done in finished:
                 done.result()  # the scheduler's own bugs surface here, not in a task's failure
+
+    def _start(
+        self, among: set[asyncio.Task[None]], work: Coroutine[Any, Any, None]
+    ) -> asyncio.Task[None]:
+        """Run ``work`` as one of ``among`` (the runs, or the waits aside) until it ends."""
+        task = asyncio.create_task(work)
+        among.add(task)
+        task.add_done_callback(lambda _: self._ended(among, task))
+        return task
+
+    def _ended(self, among: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
+        among.discard(task)
+        self._finished.append(task)
+        self._woken.set()
 
     async def _discover(self, tasks: Iterable[Task], parent: _Node | None = None) -> list[_Node]:
         """Add ``tasks`` and what they need to the graph; return the nodes of ``tasks``."""
@@ -297,6 +314,8 @@ class Scheduler:
             self._leasable.append(node)
 
     def _satisfied(self, node: _Node) -> None:
+        if self._locks is not None:
+            self._done_lately.append(time.monotonic())
         self._vouch(node)
         for dependent in node.dependents:
             dependent.waiting_on -= 1
@@ -336,7 +355,7 @@ class Scheduler:
             # the completion is recorded aside (a round trip, whose slot goes to the next task).
             lease, node.lease = node.lease, None
             self._built(node, node.elapsed)
-            self._aside.add(asyncio.create_task(self._record_under_lease(node, lease)))
+            self._start(self._aside, self._record_under_lease(node, lease))
             return
         self._emit(node, TaskEventKind.COMPLETED)
         await self._publish_assets(node)
@@ -391,8 +410,8 @@ class Scheduler:
         self._fail(node, error, "".join(traceback.format_exception(error)), report=False)
 
     def _vouch(self, node: _Node) -> None:
-        """Count the node, once, as satisfied or as leased here (asked for: a refusal only
-        parks it): a dependent each of whose children counts may take its lease ahead."""
+        """Count the node, once, as satisfied or leased here: a dependent each of whose
+        children counts may take its lease ahead."""
         if node.vouched:
             return
         node.vouched = True
@@ -403,30 +422,56 @@ class Scheduler:
 
     def _take_leases_ahead(self, locks: BuildLocks) -> None:
         """Ask for the leases of leasable nodes, oldest first, as far as the budget goes."""
-        while (
-            self._leasable and len(self._leased_ahead) < self._lease_budget and not self._stopping
-        ):
+        lately = time.monotonic() - _LEASE_HORIZON_SECONDS
+        while self._done_lately and self._done_lately[0] < lately:
+            self._done_lately.popleft()
+        budget = self._executor.slots + len(self._done_lately)
+        while self._leasable and len(self._leased_ahead) < budget and not self._stopping:
             node = self._leasable.popleft()
             if (
                 node.state in (_State.WAITING, _State.READY)
+                and node.unleased == 0
                 and node.lease is None
                 and node.leasing is None
             ):
                 self._leased_ahead.add(node)
-                node.leasing = asyncio.create_task(self._take_lease_ahead(node, locks))
-                self._aside.add(node.leasing)
-                self._vouch(node)
+                node.leasing = self._start(self._aside, self._take_lease_ahead(node, locks))
+                self._vouch(node)  # on trust: its dependents may ask for theirs already
 
     async def _take_lease_ahead(self, node: _Node, locks: BuildLocks) -> None:
         lease = await locks.acquire(node.task)
         node.leasing = None
         if lease is None:  # another worker holds it: the node parks once ready
             self._leased_ahead.discard(node)
+            self._withdraw(node, locks)
+        elif node.unleased > 0:
+            # A task it waits for went to another worker meanwhile: that worker may build
+            # this one too, and should find it free.
+            self._leased_ahead.discard(node)
+            self._withdraw(node, locks)
+            await locks.release(lease)
         elif node.state in (_State.WAITING, _State.READY, _State.RUNNING):
             node.lease = lease  # running: waiting in `_take_lock` for this lease
         else:  # blocked by a failure meanwhile
             self._leased_ahead.discard(node)
             await locks.release(lease)
+
+    def _withdraw(self, node: _Node, locks: BuildLocks) -> None:
+        """Take back the trust that the node would be leased here: the leases taken ahead
+        on its account, granted and not started, are given back, and so on up."""
+        stack = [node]
+        while stack:
+            withdrawn = stack.pop()
+            if not withdrawn.vouched or withdrawn.state in _SATISFIED:
+                continue
+            withdrawn.vouched = False
+            for dependent in withdrawn.dependents:
+                dependent.unleased += 1
+                if dependent in self._leased_ahead and dependent.lease is not None:
+                    lease, dependent.lease = dependent.lease, None
+                    self._leased_ahead.discard(dependent)
+                    self._start(self._aside, locks.release(lease))
+                    stack.append(dependent)
 
     async def _take_lock(self, node: _Node, locks: BuildLocks) -> bool:
         """Hold the node's lease before its first run (it may hold it already, taken
@@ -438,12 +483,12 @@ class Scheduler:
         if node.lease is not None and not node.lease.live:
             node.lease = None  # lapsed while it waited to be ready
         if node.lease is None:
-            self._vouch(node)
             node.lease = await locks.acquire(node.task)
             if node.lease is None:
                 node.state = _State.PARKED
-                self._aside.add(asyncio.create_task(self._wait_for_lock(node, locks)))
+                self._start(self._aside, self._wait_for_lock(node, locks))
                 return False
+            self._vouch(node)
         complete = await self._recheck(node)
         if node.state is _State.FAILED:
             await self._release(node)
@@ -467,6 +512,7 @@ class Scheduler:
                 return
             node.lease = await locks.acquire(node.task)
             if node.lease is not None:
+                self._vouch(node)
                 self._enqueue(node)
                 return
 
@@ -555,7 +601,7 @@ class Scheduler:
                 self.summary.blocked.append(node.task)
                 self._leased_ahead.discard(node)
             if node.lease is not None:  # held ahead, or by a suspended run
-                self._aside.add(asyncio.create_task(self._release(node)))
+                self._start(self._aside, self._release(node))
             self._progress.advance(f"[yellow]blocked[/] {node.task.get_name()}")
             stack.extend(node.dependents)
 

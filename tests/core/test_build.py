@@ -366,6 +366,103 @@ def test_a_completion_being_recorded_under_lock_holds_no_executor_slot(
     assert [label for label, _, _ in RUNS] == ["a", "b"]
 
 
+class LocksInMemory(Recorder):
+    """A registry holding build locks in memory, keeping the calls made to them by label.
+    Another worker holds the tasks labelled in `elsewhere` (and builds them as soon as they
+    are asked for); the completions labelled in `lapsed` are refused once every other one
+    was recorded (their leases lapsed after their outputs committed)."""
+
+    def __init__(self, elsewhere: Sequence[str] = (), lapsed: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str]] = []
+        self.elsewhere = set(elsewhere)
+        self.lapsed = set(lapsed)
+        self._labels: dict[str, str] = {}  # lock key -> label
+        self._others_recorded = asyncio.Event()
+
+    def build_locks(self, build: sd.BuildRecord, ttl: float) -> "LocksInMemory":
+        return self
+
+    async def acquire(self, task: sd.Task) -> sd.Lease | None:
+        label = self._label(task)
+        self.calls.append(("acquire", label))
+        await asyncio.sleep(0)  # answered later, as a registry would
+        if label in self.elsewhere:
+            assert isinstance(task, Timed)
+            if not task.output().exists():
+                task.output().save(f"{label} built elsewhere")
+            return None
+        return sd.Lease(f"task:{task.id}", "here", 1, time.monotonic() + 60)
+
+    async def release(self, lease: sd.Lease) -> None:
+        self.calls.append(("release", self._labels[lease.key]))
+
+    async def complete(self, lease: sd.Lease, event: sd.TaskEvent) -> bool:
+        label = self._label(event.task)
+        self.calls.append(("complete", label))
+        if label not in self.lapsed:
+            recorded = {done for kind, done in self.calls if kind == "complete"}
+            if recorded >= set(self._labels.values()) - self.lapsed:
+                self._others_recorded.set()
+            return True
+        await asyncio.wait_for(self._others_recorded.wait(), 10)
+        return False
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+    def _label(self, task: sd.Task) -> str:
+        assert isinstance(task, Timed)
+        self._labels[f"task:{task.id}"] = task.label
+        return task.label
+
+
+def test_leases_are_taken_ahead_of_the_tasks_they_wait_for(local_root: str) -> None:
+    registry = LocksInMemory()
+    first = Timed(label="a")
+    last = Timed(label="c", after=(Timed(label="b", after=(first,)),))
+    summary = sd.build(last, registry=registry, locks=True)
+    assert summary.ok
+    # The whole chain was leased before its first task's completion was recorded.
+    assert registry.calls.index(("acquire", "c")) < registry.calls.index(("complete", "a"))
+    assert [call for call in registry.calls if call[0] == "acquire"] == [
+        ("acquire", "a"),
+        ("acquire", "b"),
+        ("acquire", "c"),
+    ]
+
+
+def test_a_lease_taken_ahead_is_given_back_when_another_worker_holds_what_it_waits_for(
+    local_root: str,
+) -> None:
+    registry = LocksInMemory(elsewhere=["a"])
+    first = Timed(label="a")
+    summary = sd.build(Timed(label="b", after=(first,)), registry=registry, locks=True)
+    summary.raise_on_failure()
+    assert summary.built == [Timed(label="b", after=(first,))]
+    assert summary.skipped == [first]
+    # b was leased on trust beside a, given back once a was refused, and leased again
+    # when a turned out built elsewhere.
+    calls_of_b = [kind for kind, label in registry.calls if label == "b"]
+    assert calls_of_b == ["acquire", "release", "acquire", "complete"]
+
+
+def test_a_completion_refused_after_its_dependents_started_fails_only_its_task(
+    local_root: str,
+) -> None:
+    registry = LocksInMemory(lapsed=["a"])
+    RUNS.clear()
+    first = Timed(label="a")
+    last = Timed(label="b", after=(first,))
+    summary = sd.build(last, registry=registry, locks=True)
+    assert [failure.task for failure in summary.failures] == [first]
+    assert isinstance(summary.failures[0].error, sd.LeaseLostError)
+    # b ran on a's output, committed while a's lease was live, and stays built.
+    assert summary.built == [last]
+    assert last.output().load() == "b"
+    assert sorted(label for label, _, _ in RUNS) == ["a", "b"]
+
+
 def test_registry_hears_of_tasks_a_run_yields(local_root: str) -> None:
     registry = Recorder()
     sd.build(AsyncDynamic(n=2), registry=registry)

@@ -24,6 +24,10 @@ WIDTH = 20
 DEPTH = 10
 SLOW = {(5, index) for index in range(4)}
 """Tasks that run three times longer than the lease."""
+STEP_SECONDS = 0.05
+"""How long the other tasks run: long enough that one worker's two threads cannot keep up
+with a layer, so that the workers share the DAG."""
+THREADS = 2
 
 
 class Step(sd.AutoTask[str]):
@@ -51,7 +55,7 @@ def dag(ttl: float) -> list[Step]:
             Step(
                 layer=depth,
                 index=index,
-                seconds=3 * ttl if (depth, index) in SLOW else 0.0,
+                seconds=3 * ttl if (depth, index) in SLOW else STEP_SECONDS,
                 left=layer[index],
                 right=layer[(index + 1) % WIDTH],
             )
@@ -70,7 +74,14 @@ def main(url: str, workspace: str, outbox: str, ttl: str, which: str) -> int:
     roots = dag(float(ttl)) if which == "dag" else [slow()]
     if gate := os.environ.get("START_GATE"):
         wait_at(Path(gate))
-    summary = sd.build(*roots, registry=registry, locks=True, lock_ttl=float(ttl), progress=False)
+    summary = sd.build(
+        *roots,
+        registry=registry,
+        executor=sd.ThreadExecutor(THREADS),
+        locks=True,
+        lock_ttl=float(ttl),
+        progress=False,
+    )
     registry.close(timeout=30)
     failures = [type(failure.error).__name__ for failure in summary.failures]
     print(json.dumps({"counts": summary.counts, "failures": failures}))

@@ -1,6 +1,7 @@
 """Build locks end to end: worker processes build one DAG against a real registry, and each
 task's `run` executes exactly once; a worker paused past its lease records nothing."""
 
+import asyncio
 import json
 import os
 import signal
@@ -15,10 +16,11 @@ from typing import Any
 import pytest
 
 import stardag_core as sd
+from stardag_core.registry_client import GraphQLRegistry
 from stardag_graphql.app import create_app
 from stardag_graphql.settings import Settings
 from tests.conftest import serving
-from tests.graphql.lock_worker import Step, dag, slow
+from tests.graphql.lock_worker import SLOW, Step, dag, slow
 from tests.graphql.test_sdk_registry import WORKSPACE, graphql
 
 TTL = 5.0
@@ -90,7 +92,11 @@ def test_four_workers_run_every_task_exactly_once(server: str, tmp_path: Path) -
     effects = [line.split() for line in (tmp_path / "effects").read_text().splitlines()]
     runs = Counter(task_id for task_id, _ in effects)
     everything = [task for root in dag(TTL) for task in _walk(root)]
-    slow_ids = {task.id for task in everything if isinstance(task, Step) and task.seconds}
+    slow_ids = {
+        task.id
+        for task in everything
+        if isinstance(task, Step) and (task.layer, task.index) in SLOW
+    }
     assert len({task.id for task in everything}) == 200
     assert len(slow_ids) == 4  # each runs three times longer than the lease
     assert [code for code, _ in results] == [0, 0, 0, 0], results
@@ -134,6 +140,35 @@ def test_a_worker_paused_past_its_lease_cannot_record_completion(
     assert len(completions) == 1
     assert data["task"]["status"] == "COMPLETED"
     assert len((tmp_path / "effects").read_text().splitlines()) == 2  # it ran twice: once paused
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_lease_given_back_and_taken_again_in_one_request_stays_held(
+    server: str, tmp_path: Path
+) -> None:
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+    registry = GraphQLRegistry(server, workspace, outbox=tmp_path / "outbox.db")
+    task = slow()
+    locks = registry.build_locks(sd.BuildRecord(roots=(task,)), ttl=30)
+
+    async def give_back_and_take_again() -> tuple[sd.Lease | None, sd.Lease | None]:
+        first = await locks.acquire(task)
+        assert first is not None
+        # Had the acquisition gone first, the registry would have renewed the lease it
+        # still held (same holder, same fencing token), and the release freed it.
+        _, second = await asyncio.gather(locks.release(first), locks.acquire(task))
+        return first, second
+
+    try:
+        first, second = asyncio.run(give_back_and_take_again())
+    finally:
+        locks.close()
+        registry.close()
+    assert first is not None
+    assert second is not None
+    assert second.fencing_token == first.fencing_token + 1  # granted anew, once freed
+    held = graphql(server, COMPLETIONS, w=workspace, t=str(task.id))["workspace"]["locks"]
+    assert held == [{"key": f"task:{task.id}"}]
 
 
 def test_locks_need_a_registry_that_holds_them(local_root: str) -> None:
