@@ -220,20 +220,19 @@ class GraphQLRegistry:
         holder = f"{socket.gethostname()}:{os.getpid()}:{build.id}"
         return GraphQLLocks(Channel(self.url, self._credential), self, holder, ttl)
 
-    def payload_once_registered(self, event: TaskEvent) -> Future[dict[str, Any]]:
+    def payload_once_registered(self, event: TaskEvent) -> dict[str, Any] | Future[dict[str, Any]]:
         """`event` as `recordEvents` takes it, once the registry has its task's registration
-        (sent through the outbox): at once if it has, else when the sender delivers it."""
+        (sent through the outbox): now if it has, else a future the sender answers."""
         self._register(event.build_id, [event.task])
         key = event.build_id, event.task.id
-        answer: Future[dict[str, Any]] = Future()
         payload = self._event_payload(event)
         with self._lock:
-            if not self._is_delivered(key):
-                self._awaiting.append(_Awaiting(key, answer, payload))
-                self._urgent.set()
-                self._wake.set()
-                return answer
-        answer.set_result(payload)
+            if self._is_delivered(key):
+                return payload
+            answer: Future[dict[str, Any]] = Future()
+            self._awaiting.append(_Awaiting(key, answer, payload))
+        self._urgent.set()
+        self._wake.set()
         return answer
 
     def _is_delivered(self, key: tuple[uuid.UUID, uuid.UUID]) -> bool:

@@ -73,8 +73,8 @@ class Reporter(Protocol):
 
     workspace_id: str
 
-    def payload_once_registered(self, event: TaskEvent) -> Future[dict[str, Any]]:
-        """`event` for `recordEvents`, once its task is registered."""
+    def payload_once_registered(self, event: TaskEvent) -> dict[str, Any] | Future[dict[str, Any]]:
+        """`event` for `recordEvents`: now if its task is registered, else a future of it."""
         ...
 
 
@@ -155,13 +155,15 @@ class GraphQLLocks:
         try:
             # The task's registration goes first, through the outbox, which a busy registry
             # can hold up for a while.
-            registered = asyncio.wrap_future(self._reporter.payload_once_registered(event))
-            while not registered.done() and hopeful():
-                await asyncio.wait([registered], timeout=REGISTRATION_CHECK_SECONDS)
-            if not registered.done():
-                registered.cancel()
-                return False
-            payload = registered.result()
+            payload = self._reporter.payload_once_registered(event)
+            if isinstance(payload, Future):
+                registered = asyncio.wrap_future(payload)
+                while not registered.done() and hopeful():
+                    await asyncio.wait([registered], timeout=REGISTRATION_CHECK_SECONDS)
+                if not registered.done():
+                    registered.cancel()
+                    return False
+                payload = registered.result()
             # The same event id on every try: a try whose answer was lost counts once.
             completion = {
                 "key": lease.key,

@@ -83,6 +83,7 @@ class _State(enum.Enum):
 _SATISFIED = frozenset({_State.BUILT, _State.COMPLETE})
 _UNSATISFIABLE = frozenset({_State.FAILED, _State.BLOCKED})
 _PENDING = frozenset({_State.WAITING, _State.READY, _State.PARKED, _State.SUSPENDED})
+_TO_RUN = frozenset({_State.WAITING, _State.READY, _State.PARKED, _State.RUNNING})
 
 
 class _Node:
@@ -439,22 +440,35 @@ class Scheduler:
                 self._vouch(node)  # on trust: its dependents may ask for theirs already
 
     async def _take_lease_ahead(self, node: _Node, locks: BuildLocks) -> None:
-        lease = await locks.acquire(node.task)
-        node.leasing = None
-        if lease is None:  # another worker holds it: the node parks once ready
-            self._leased_ahead.discard(node)
-            self._withdraw(node, locks)
-        elif node.unleased > 0:
-            # A task it waits for went to another worker meanwhile: that worker may build
-            # this one too, and should find it free.
-            self._leased_ahead.discard(node)
-            self._withdraw(node, locks)
-            await locks.release(lease)
-        elif node.state in (_State.WAITING, _State.READY, _State.RUNNING):
-            node.lease = lease  # running: waiting in `_take_lock` for this lease
-        else:  # blocked by a failure meanwhile
-            self._leased_ahead.discard(node)
-            await locks.release(lease)
+        try:
+            lease = await locks.acquire(node.task)
+            if lease is None:  # another worker holds it: the node parks once ready
+                self._leased_ahead.discard(node)
+                self._withdraw(node, locks)
+            elif node.unleased > 0:
+                # A task it waits for went to another worker meanwhile: that worker may
+                # build this one too, and should find it free.
+                self._leased_ahead.discard(node)
+                self._withdraw(node, locks)
+                await locks.release(lease)
+            elif await self._holds(node, lease, locks):
+                node.lease = lease  # running: waiting in `_take_lock` for this lease
+            else:
+                self._leased_ahead.discard(node)
+        finally:
+            node.leasing = None
+
+    async def _holds(self, node: _Node, lease: Lease, locks: BuildLocks) -> bool:
+        """Whether the node is to run under the lease just granted: not if another worker
+        completed it before (skipped; the check is batched with the other grants of the
+        turn), nor once it failed or was blocked; the lease is given back then."""
+        complete = await self._recheck(node)
+        if not complete and node.state in _TO_RUN:
+            return True
+        await locks.release(lease)
+        if complete and node.state in _TO_RUN:
+            self._skip_built_elsewhere(node)
+        return False
 
     def _withdraw(self, node: _Node, locks: BuildLocks) -> None:
         """Take back the trust that the node would be leased here: the leases taken ahead
@@ -479,25 +493,20 @@ class Scheduler:
         skipped (another worker completed it)."""
         if node.leasing is not None:
             await asyncio.shield(node.leasing)
+            if node.state is not _State.RUNNING:
+                return False  # complete, or its completeness check failed
         self._leased_ahead.discard(node)
-        if node.lease is not None and not node.lease.live:
-            node.lease = None  # lapsed while it waited to be ready
-        if node.lease is None:
-            node.lease = await locks.acquire(node.task)
-            if node.lease is None:
-                node.state = _State.PARKED
-                self._start(self._aside, self._wait_for_lock(node, locks))
-                return False
-            self._vouch(node)
-        complete = await self._recheck(node)
-        if node.state is _State.FAILED:
-            await self._release(node)
+        if node.lease is not None and node.lease.live:
+            return True
+        lease = await locks.acquire(node.task)
+        if lease is None:
+            node.lease = None
+            node.state = _State.PARKED
+            self._start(self._aside, self._wait_for_lock(node, locks))
             return False
-        if complete:
-            await self._release(node)
-            self._skip_built_elsewhere(node)
-            return False
-        return True
+        self._vouch(node)
+        node.lease = lease if await self._holds(node, lease, locks) else None
+        return node.lease is not None
 
     async def _wait_for_lock(self, node: _Node, locks: BuildLocks) -> None:
         """Poll a task another worker holds until it is complete (skip it) or its lease is
@@ -510,10 +519,12 @@ class Scheduler:
             if complete:
                 self._skip_built_elsewhere(node)
                 return
-            node.lease = await locks.acquire(node.task)
-            if node.lease is not None:
+            lease = await locks.acquire(node.task)
+            if lease is not None:
                 self._vouch(node)
-                self._enqueue(node)
+                if await self._holds(node, lease, locks):
+                    node.lease = lease
+                    self._enqueue(node)
                 return
 
     def _skip_built_elsewhere(self, node: _Node) -> None:
