@@ -15,12 +15,14 @@ too. Its outputs commit only while the lease is live, and its completion is reco
 through the lock, which refuses a lapsed lease.
 
 Round trips to the registry stay off the path from one task to the next. Leases are taken
-ahead: a task is leased once each task it waits for is leased here too (so it will be ready
-as soon as this worker finishes them), at most a few dozen ahead of the executor, so other
-workers find the rest free. And a task whose outputs committed under a live lease readies
-its dependents at once, while its completion is recorded aside: should the registry refuse
-the record (the lease lapsed after the commit), the task fails here, its outputs stand, and
-the worker that took its lease over finds it complete.
+ahead: a task is leased once each task it waits for is leased here too (asked for, on trust:
+should one of them be refused, the leases taken on its account are given back), as far
+ahead as the executor's slots and the recent pace allow, so that other workers find the
+rest free. A lease is checked for completeness when granted, with the others of its turn.
+And a task whose outputs committed under a live lease readies its dependents at once, while
+its completion is recorded aside: should the registry refuse the record (the lease lapsed
+after the commit), the task fails here, its outputs stand, and the worker that took its
+lease over finds it complete.
 """
 
 import asyncio
