@@ -299,6 +299,10 @@ class GraphQLRegistry:
             with self._lock:
                 for payload in chunk:
                     self._registered[build_id, uuid.UUID(payload["taskId"])] = seq
+        if payloads and self._awaiting:
+            # The sender may have delivered these before their seqs were known here, and
+            # passed over a completion waiting for one of them.
+            self._answer_awaiting()
 
     def _unregistered(
         self,
