@@ -375,6 +375,7 @@ class LocksInMemory(Recorder):
     def __init__(self, elsewhere: Sequence[str] = (), lapsed: Sequence[str] = ()) -> None:
         super().__init__()
         self.calls: list[tuple[str, str]] = []
+        self.held: set[str] = set()
         self.elsewhere = set(elsewhere)
         self.lapsed = set(lapsed)
         self._labels: dict[str, str] = {}  # lock key -> label
@@ -392,14 +393,17 @@ class LocksInMemory(Recorder):
             if not task.output().exists():
                 task.output().save(f"{label} built elsewhere")
             return None
+        self.held.add(f"task:{task.id}")
         return sd.Lease(f"task:{task.id}", "here", 1, time.monotonic() + 60)
 
     async def release(self, lease: sd.Lease) -> None:
         self.calls.append(("release", self._labels[lease.key]))
+        self.held.discard(lease.key)
 
     async def complete(self, lease: sd.Lease, event: sd.TaskEvent) -> bool:
         label = self._label(event.task)
         self.calls.append(("complete", label))
+        self.held.discard(lease.key)
         if label not in self.lapsed:
             recorded = {done for kind, done in self.calls if kind == "complete"}
             if recorded >= set(self._labels.values()) - self.lapsed:
@@ -412,9 +416,9 @@ class LocksInMemory(Recorder):
         """Nothing to stop."""
 
     def _label(self, task: sd.Task) -> str:
-        assert isinstance(task, Timed)
-        self._labels[f"task:{task.id}"] = task.label
-        return task.label
+        label = task.label if isinstance(task, Timed) else repr(task)
+        self._labels[f"task:{task.id}"] = label
+        return label
 
 
 def test_leases_are_taken_ahead_of_the_tasks_they_wait_for(local_root: str) -> None:
@@ -461,6 +465,25 @@ def test_a_completion_refused_after_its_dependents_started_fails_only_its_task(
     assert summary.built == [last]
     assert last.output().load() == "b"
     assert sorted(label for label, _, _ in RUNS) == ["a", "b"]
+
+
+@pytest.mark.parametrize("fail_mode", ["fail_fast", "continue"])
+def test_a_failed_build_under_locks_leaves_no_lease_held(
+    local_root: str, fail_mode: sd.FailMode
+) -> None:
+    registry = LocksInMemory()
+    # Leases are taken ahead for the tasks above the broken one, and for a chain beside it.
+    summary = sd.build(
+        Needs(upstream=Needs(upstream=Broken())),
+        Timed(label="y", after=(Timed(label="x", after=(Timed(label="w"),)),)),
+        registry=registry,
+        locks=True,
+        fail_mode=fail_mode,
+    )
+    assert [type(failure.task) for failure in summary.failures] == [Broken]
+    acquired = {label for kind, label in registry.calls if kind == "acquire"}
+    assert repr(Needs(upstream=Broken())) in acquired
+    assert registry.held == set()
 
 
 def test_registry_hears_of_tasks_a_run_yields(local_root: str) -> None:
