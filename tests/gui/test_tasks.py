@@ -87,6 +87,7 @@ async def test_the_filter_bar_adds_a_condition_and_the_url_keeps_it(
 ) -> None:
     await user.open("/tasks")
     await rows_of(user, 25)
+    await parameters_offered(user)
 
     choose(user, "filter-key", "param.parity")
     await eventually(lambda: bool(select_options(user, "filter-value")))
@@ -106,6 +107,7 @@ async def test_the_filter_bar_adds_a_condition_and_the_url_keeps_it(
 async def test_values_are_suggested_by_what_was_typed(user: User, batch: list[str]) -> None:
     await user.open("/tasks")
     await rows_of(user, 25)
+    await parameters_offered(user)
     choose(user, "filter-key", "param.i")
     await eventually(lambda: bool(select_options(user, "filter-value")))
 
@@ -240,6 +242,12 @@ def table_rows(user: User) -> list[dict[str, Any]]:
     table = user.find(ui.table).elements.pop()
     assert isinstance(table, ui.table)
     return list(table.rows)
+
+
+async def parameters_offered(user: User) -> None:
+    """Wait until the filter bar offers the parameter keys, which the page asks the registry
+    for beside the rows, as a person sees them before choosing one."""
+    await eventually(lambda: "parity (parameter)" in select_options(user, "filter-key"))
 
 
 def select_options(user: User, marker: str) -> list[str]:
