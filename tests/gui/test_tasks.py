@@ -246,7 +246,8 @@ def table_rows(user: User) -> list[dict[str, Any]]:
 
 async def parameters_offered(user: User) -> None:
     """Wait until the filter bar offers the parameter keys, which the page asks the registry
-    for beside the rows, as a person sees them before choosing one."""
+    for beside the rows: `choose` sets a value the way a click on an option does, and a
+    selector keeps no value it does not offer (the key was None, and no value suggested)."""
     await eventually(lambda: "parity (parameter)" in select_options(user, "filter-key"))
 
 
