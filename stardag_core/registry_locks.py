@@ -224,16 +224,14 @@ class GraphQLLocks:
         try:
             data = await asyncio.to_thread(self._execute, arguments)
         except (RegistryUnavailable, RegistryRefused) as error:
-            answers = {kind: [error] * len(calls) for kind, calls in kinds.items()}
-        else:
-            answers = {kind: data[kind] for kind in kinds}
+            for calls in kinds.values():
+                for call in calls:
+                    if not call.answer.done():
+                        call.answer.set_exception(error)
+            return
         for kind, calls in kinds.items():
-            for call, answer in zip(calls, answers[kind], strict=True):
-                if call.answer.done():
-                    continue
-                if isinstance(answer, Exception):
-                    call.answer.set_exception(answer)
-                else:
+            for call, answer in zip(calls, data[kind], strict=True):
+                if not call.answer.done():
                     call.answer.set_result(answer)
 
     def _execute(self, arguments: dict[str, list[Any]]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import stardag_core as sd
+from stardag_core.channel import RegistryUnavailable
 from stardag_core.registry_client import GraphQLRegistry
 from stardag_graphql.app import create_app
 from stardag_graphql.settings import Settings
@@ -169,6 +170,42 @@ def test_a_lease_given_back_and_taken_again_in_one_request_stays_held(
     assert second.fencing_token == first.fencing_token + 1  # granted anew, once freed
     held = graphql(server, COMPLETIONS, w=workspace, t=str(task.id))["workspace"]["locks"]
     assert held == [{"key": f"task:{task.id}"}]
+
+
+def test_lock_calls_wait_out_an_unreachable_registry(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+    registry = GraphQLRegistry(server, workspace, outbox=tmp_path / "outbox.db")
+    task = slow()
+    locks = registry.build_locks(sd.BuildRecord(roots=(task,)), ttl=30)
+    # The fault injected: the first two requests find the registry down.
+    channel = locks._channel
+    down = [RegistryUnavailable("connection refused")] * 2
+    reach = channel.execute
+
+    def flaky(document: str, variables: dict[str, Any]) -> dict[str, Any]:
+        if down:
+            raise down.pop()
+        return reach(document, variables)
+
+    monkeypatch.setattr(channel, "execute", flaky)
+
+    async def take_and_give_back() -> sd.Lease | None:
+        lease = await locks.acquire(task)
+        if lease is not None:
+            await locks.release(lease)
+        return lease
+
+    try:
+        lease = asyncio.run(take_and_give_back())
+    finally:
+        locks.close()
+        registry.close()
+    assert lease is not None
+    assert down == []
+    held = graphql(server, COMPLETIONS, w=workspace, t=str(task.id))["workspace"]["locks"]
+    assert held == []
 
 
 def test_locks_need_a_registry_that_holds_them(local_root: str) -> None:
