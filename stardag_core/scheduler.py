@@ -317,9 +317,9 @@ class Scheduler:
             self._leasable.append(node)
 
     def _satisfied(self, node: _Node) -> None:
-        if self._locks is not None:
+        if self._locks is not None:  # what leases are taken ahead for
             self._done_lately.append(time.monotonic())
-        self._vouch(node)
+            self._vouch(node)
         for dependent in node.dependents:
             dependent.waiting_on -= 1
             if dependent.waiting_on == 0 and dependent.state in (_State.WAITING, _State.SUSPENDED):
@@ -420,7 +420,7 @@ class Scheduler:
         node.vouched = True
         for dependent in node.dependents:
             dependent.unleased -= 1
-            if dependent.unleased == 0 and self._locks is not None:
+            if dependent.unleased == 0:
                 self._leasable.append(dependent)
 
     def _take_leases_ahead(self, locks: BuildLocks) -> None:
@@ -445,20 +445,18 @@ class Scheduler:
         try:
             lease = await locks.acquire(node.task)
             if lease is None:  # another worker holds it: the node parks once ready
-                self._leased_ahead.discard(node)
                 self._withdraw(node, locks)
             elif node.unleased > 0:
                 # A task it waits for went to another worker meanwhile: that worker may
                 # build this one too, and should find it free.
-                self._leased_ahead.discard(node)
                 self._withdraw(node, locks)
                 await locks.release(lease)
             elif await self._holds(node, lease, locks):
                 node.lease = lease  # running: waiting in `_take_lock` for this lease
-            else:
-                self._leased_ahead.discard(node)
         finally:
             node.leasing = None
+            if node.lease is None:
+                self._leased_ahead.discard(node)
 
     async def _holds(self, node: _Node, lease: Lease, locks: BuildLocks) -> bool:
         """Whether the node is to run under the lease just granted: not if another worker
