@@ -8,11 +8,12 @@ worker's fencing token is the live one: a worker that stalled past its lease (pa
 partitioned) and was taken over records nothing. A worker that dies releases nothing; its
 lease lapses after its time to live and another worker takes the task over.
 
-The calls are coroutines on the scheduler's event loop, where they gather: a dispatcher
-sends whatever is waiting as one request (from a worker thread, so the loop runs on), each
-kind of call as one list (`acquireLocks`, `releaseLocks`, `recordEventsUnderLocks`), each
-list one statement on the registry. A busy build makes a few large requests rather than
-many small ones, and waits for hundreds of answers at once at the cost of a future each.
+The calls are coroutines on the scheduler's event loop, where they gather: what is waiting
+goes as one request (from a worker thread, so the loop runs on), each kind of call as one
+list (`acquireLocks`, `releaseLocks`, `recordEventsUnderLocks`), each list one statement on
+the registry. A busy build makes a few large requests rather than many small ones, and
+waits for hundreds of answers at once at the cost of a future each. Completions ride along
+with the leases asked for, but leases never wait behind a request of completions alone.
 The keeper renews from a thread of its own, so a loop busy running a task (the inline
 executor) does not let its leases lapse. While the registry is unreachable, taking a lease
 waits and retries; recording a completion retries for as long as the lease lasts.
@@ -101,8 +102,11 @@ class GraphQLLocks:
         self._held: dict[str, Lease] = {}
         self._completing: set[str] = set()
         self._guard = threading.Lock()
-        self._calls: list[_Call] = []
-        self._dispatcher: asyncio.Task[None] | None = None
+        # Calls waiting to be sent: those that take or give back leases, and completions.
+        self._lease_calls: list[_Call] = []
+        self._completions: list[_Call] = []
+        self._lease_sender: asyncio.Task[None] | None = None
+        self._completion_sender: asyncio.Task[None] | None = None
         self._stop = threading.Event()
         self._keeper = threading.Thread(target=self._renew_forever, name="stardag-leases")
         self._keeper.daemon = True
@@ -186,30 +190,53 @@ class GraphQLLocks:
         """Stop renewing; leases still held lapse on their own."""
         self._stop.set()
         self._keeper.join()
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
+        for sender in (self._lease_sender, self._completion_sender):
+            if sender is not None:
+                sender.cancel()
         self._channel.close()
 
     async def _call(self, kind: str, argument: Any) -> Any:
-        """Hand a call to the dispatcher and await its answer."""
+        """Hand a call to a sender and await its answer."""
         call = _Call(kind, argument, asyncio.get_running_loop().create_future())
-        self._calls.append(call)
-        if self._dispatcher is None:
-            self._dispatcher = asyncio.create_task(self._dispatch())
+        (self._completions if kind == "complete" else self._lease_calls).append(call)
+        self._dispatch()
         return await call.answer
 
-    async def _dispatch(self) -> None:
-        """Send the calls waiting, in batches, until none is left: a call made while a
-        request is on its way goes with the next one at once; a call made to an idle
-        dispatcher waits a little for others to join it."""
+    def _dispatch(self) -> None:
+        """Start a sender for the calls waiting, if none of its kind is under way.
+
+        Requests that take or give back leases go one at a time, in order, with the
+        completions waiting. Completions alone go only while no such request is under way,
+        and one never holds leases up: a lease is on the path to a task's run, a completion
+        is recorded aside. A completion frees a lock this worker never takes again, so it
+        may be recorded while leases are taken in another request."""
+        if self._lease_calls and self._lease_sender is None:
+            self._lease_sender = asyncio.create_task(self._send_leases())
+        elif self._completions and self._lease_sender is None and self._completion_sender is None:
+            self._completion_sender = asyncio.create_task(self._send_completions())
+
+    async def _send_leases(self) -> None:
+        """Send the lease calls waiting, with the completions waiting, until none is left:
+        a call made while a request is on its way goes with the next one at once; the first
+        call waits a little for others to join it."""
         try:
             await asyncio.sleep(GATHER_SECONDS)
-            while self._calls:
-                batch = self._calls[:CALLS_PER_REQUEST]
-                del self._calls[:CALLS_PER_REQUEST]
+            while self._lease_calls:
+                batch = _take(self._lease_calls, CALLS_PER_REQUEST)
+                batch += _take(self._completions, CALLS_PER_REQUEST - len(batch))
                 await self._send(batch)
         finally:
-            self._dispatcher = None
+            self._lease_sender = None
+            self._dispatch()
+
+    async def _send_completions(self) -> None:
+        try:
+            await asyncio.sleep(GATHER_SECONDS)
+            while self._completions and self._lease_sender is None:
+                await self._send(_take(self._completions, CALLS_PER_REQUEST))
+        finally:
+            self._completion_sender = None
+            self._dispatch()
 
     async def _send(self, batch: list[_Call]) -> None:
         """Send a batch of calls as one request and answer each (but those whose caller
@@ -282,6 +309,13 @@ class GraphQLLocks:
             if self._forget(lease):
                 logger.warning("the lock %s lapsed: another worker may take it over", lease.key)
                 lease.lost = True
+
+
+def _take(calls: list[_Call], count: int) -> list[_Call]:
+    """Remove the first `count` calls from `calls` and return them."""
+    taken = calls[:count]
+    del calls[:count]
+    return taken
 
 
 @cache

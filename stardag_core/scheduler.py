@@ -424,11 +424,14 @@ class Scheduler:
                 self._leasable.append(dependent)
 
     def _take_leases_ahead(self, locks: BuildLocks) -> None:
-        """Ask for the leases of leasable nodes, oldest first, as far as the budget goes."""
+        """Ask for the leases of leasable nodes, oldest first, as far as the budget goes:
+        the executor's slots and the recent pace, beyond the ready nodes. Those wait only
+        for a slot, so their leases are used next; counted against the budget, a queue of
+        them would leave no lease ahead for the tasks after them."""
         lately = time.monotonic() - _LEASE_HORIZON_SECONDS
         while self._done_lately and self._done_lately[0] < lately:
             self._done_lately.popleft()
-        budget = self._executor.slots + len(self._done_lately)
+        budget = self._executor.slots + len(self._done_lately) + len(self._ready)
         while self._leasable and len(self._leased_ahead) < budget and not self._stopping:
             node = self._leasable.popleft()
             if (

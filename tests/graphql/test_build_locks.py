@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -206,6 +207,52 @@ def test_lock_calls_wait_out_an_unreachable_registry(
     assert down == []
     held = graphql(server, COMPLETIONS, w=workspace, t=str(task.id))["workspace"]["locks"]
     assert held == []
+
+
+def test_a_lease_is_taken_while_a_completion_is_on_its_way(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+    registry = GraphQLRegistry(server, workspace, outbox=tmp_path / "outbox.db")
+    done, next_one = Step(layer=0, index=-2), Step(layer=0, index=-3)
+    build = sd.BuildRecord(roots=(done, next_one))
+    registry.build_started(build)
+    locks = registry.build_locks(build, ttl=30)
+    # The fault injected: the registry takes its time over completions, until let go.
+    channel = locks._channel
+    completing, let_go = threading.Event(), threading.Event()
+    reach = channel.execute
+
+    def slow_completions(document: str, variables: dict[str, Any]) -> dict[str, Any]:
+        if "complete" in variables:
+            completing.set()
+            assert let_go.wait(30), "the test never let the completion go"
+        return reach(document, variables)
+
+    monkeypatch.setattr(channel, "execute", slow_completions)
+
+    async def complete_then_lease() -> tuple[bool, sd.Lease | None]:
+        lease = await locks.acquire(done)
+        assert lease is not None
+        event = sd.TaskEvent(build.id, done, sd.TaskEventKind.COMPLETED)
+        completion = asyncio.create_task(locks.complete(lease, event))
+        await asyncio.to_thread(completing.wait, 30)
+        # A lease is on the path to a task's run: it does not wait for the completion.
+        taken = await asyncio.wait_for(locks.acquire(next_one), timeout=20)
+        let_go.set()
+        return await completion, taken
+
+    try:
+        recorded, taken = asyncio.run(complete_then_lease())
+    finally:
+        let_go.set()
+        locks.close()
+        registry.close()
+    assert recorded
+    assert taken is not None
+    held = graphql(server, COMPLETIONS, w=workspace, t=str(done.id))["workspace"]
+    assert held["locks"] == [{"key": f"task:{next_one.id}"}]
+    assert held["task"]["status"] == "COMPLETED"
 
 
 def test_locks_need_a_registry_that_holds_them(local_root: str) -> None:
