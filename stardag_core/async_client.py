@@ -21,7 +21,7 @@ from gql.transport.exceptions import TransportError
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
-from stardag_core.channel import Bearer, Credential, TextRequest, registry_error
+from stardag_core.channel import Bearer, Credential, TextRequest, registry_error, tls_context
 
 FAILURES = (TransportError, httpx.HTTPError, OSError)
 
@@ -34,7 +34,10 @@ class AsyncRegistryClient:
         self._credential = credential
         self._client = Client(
             transport=HTTPXAsyncTransport(
-                url=f"{self.url}/graphql", auth=Bearer(credential), timeout=timeout
+                url=f"{self.url}/graphql",
+                auth=Bearer(credential),
+                timeout=timeout,
+                verify=tls_context(),
             ),
             fetch_schema_from_transport=False,
         )
