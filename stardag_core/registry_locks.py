@@ -230,6 +230,7 @@ class GraphQLLocks:
             self._dispatch()
 
     async def _send_completions(self) -> None:
+        """Send completions alone, while no request of leases is under way to take them."""
         try:
             await asyncio.sleep(GATHER_SECONDS)
             while self._completions and self._lease_sender is None:
