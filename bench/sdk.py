@@ -4,6 +4,7 @@ on loopback, and with build locks, beside the plain-Python floor.
     uv run --locked --all-extras python bench/sdk.py            # 5 runs each
     uv run --locked --all-extras python bench/sdk.py --quick    # 1 run each, N=200
     uv run --locked --all-extras python bench/sdk.py --scratch /dev/shm   # outputs in memory
+    uv run --locked --all-extras python bench/sdk.py --against HEAD~3     # before and after
 
 The registry (`stardag serve`, embedded SQLite, local mode) runs in its own process, as it
 would for a user; each build runs in a fresh process with a fresh output directory and
@@ -15,25 +16,46 @@ own time (what a user waits for) and of the time until the registry had every re
 their ratios to the build without a registry. The outputs and outboxes go to `--scratch`
 (default: the system's temporary folder); on a RAM disk, the builds make no disk I/O, which
 on this machine's disk costs more CPU than the build's Python, and the registry's share shows.
+
+This machine's speed drifts by up to 1.8x within minutes, so the runs interleave, each round
+in another order, and the table adds paired ratios: the median of each round's ratio to the
+same round's build without a registry. `--against REV` measures a change: the checkout at
+the git revision REV (a worktree, with its own user environment and its own registry server)
+builds in the same rounds as this one, and the table ends with each contender's paired
+ratio of this checkout to REV.
 """
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from workloads.serving import stardag_server
 
 HERE = Path(__file__).parent
-WORKLOADS = HERE / "workloads"
-USER_VENV = HERE / ".venv-sdk"
-USER_PYTHON = USER_VENV / "bin" / "python"
 MODES = ("none", "registry", "locks")
+NAMES = {"none": "no registry", "registry": "GraphQL registry", "locks": "registry + locks"}
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A checkout of stardag under measurement: its name in the table, its user environment's
+    Python, its workloads and the URL and workspace of its own registry."""
+
+    name: str
+    python: Path
+    workloads: Path
+    url: str
+    workspace: str
 
 
 def workspace_of(url: str) -> str:
@@ -47,12 +69,13 @@ def workspace_of(url: str) -> str:
     return str(data["organizations"][0]["workspaces"][0]["id"])
 
 
-def ensure_user_environment() -> None:
-    """`bench/.venv-sdk`: stardag with its `registry` extra and nothing else, at the locked
-    versions."""
-    if USER_PYTHON.exists():
-        return
-    project = HERE.parent
+def user_environment(project: Path) -> Path:
+    """`<project>/bench/.venv-sdk`, made if missing: stardag with its `registry` extra and
+    nothing else, at the locked versions; returns its Python."""
+    venv = project / "bench" / ".venv-sdk"
+    python = venv / "bin" / "python"
+    if python.exists():
+        return python
     locked = subprocess.run(
         ["uv", "export", "--locked", "--no-dev", "--extra", "registry", "--no-emit-project"],
         cwd=project,
@@ -60,46 +83,68 @@ def ensure_user_environment() -> None:
         capture_output=True,
         text=True,
     ).stdout
-    subprocess.run(
-        ["uv", "venv", "--quiet", "--python", sys.executable, str(USER_VENV)], check=True
-    )
-    install = [
-        "uv",
-        "pip",
-        "install",
-        "--quiet",
-        "--compile-bytecode",
-        "--python",
-        str(USER_PYTHON),
-    ]
+    subprocess.run(["uv", "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    install = ["uv", "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python)]
     subprocess.run([*install, "-r", "-"], input=locked, text=True, check=True)
     subprocess.run([*install, "--no-deps", "--editable", str(project)], check=True)
+    return python
+
+
+@contextlib.contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    """The repository at `revision`, checked out in a temporary folder while in use."""
+    with tempfile.TemporaryDirectory() as parent:
+        path = Path(parent) / "checkout"
+        git = ["git", "-C", str(HERE.parent)]
+        subprocess.run([*git, "worktree", "add", "--detach", str(path), revision], check=True)
+        try:
+            yield path
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(path)], check=True)
+
+
+@contextlib.contextmanager
+def checkout(name: str, project: Path, directory: Path) -> Iterator[Checkout]:
+    """`project` ready to measure, with its registry served from its own code (this
+    environment's packages, the project's own modules first on the path)."""
+    python = user_environment(project)
+    path = os.pathsep.join(filter(None, [str(project), os.environ.get("PYTHONPATH")]))
+    with stardag_server("serve", directory, environment={"PYTHONPATH": path}) as url:
+        yield Checkout(name, python, project / "bench" / "workloads", url, workspace_of(url))
 
 
 def floor_seconds(n: int, scratch: str | None) -> float:
     with tempfile.TemporaryDirectory(dir=scratch) as root:
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, str(WORKLOADS / "floor.py"), "w1", root, str(n), "--durable"],
+            [sys.executable, str(HERE / "workloads" / "floor.py"), "w1", root, str(n), "--durable"],
             check=True,
         )
         return time.perf_counter() - started
 
 
 def build_seconds(
-    n: int, mode: str, url: str, workspace: str, scratch: str | None
+    n: int, mode: str, checkout: Checkout, scratch: str | None
 ) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
-        arguments = [f"{folder}/out", str(n), mode, url, workspace, f"{folder}/outbox.db"]
+        arguments = [
+            *(f"{folder}/out", str(n), mode, checkout.url, checkout.workspace),
+            f"{folder}/outbox.db",
+        ]
         done = subprocess.run(
-            [str(USER_PYTHON), str(WORKLOADS / "reporting.py"), *arguments],
+            [str(checkout.python), str(checkout.workloads / "reporting.py"), *arguments],
             check=True,
             capture_output=True,
             text=True,
-            cwd=WORKLOADS,
+            cwd=checkout.workloads,
         )
     built, reported = done.stdout.split()
     return float(built), float(reported)
+
+
+def paired(numerators: list[float], denominators: list[float]) -> float:
+    """The median of the rounds' ratios."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
 
 
 def main() -> None:
@@ -107,45 +152,57 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one run each, N=200")
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--scratch", default=None, help="where outputs and outboxes go")
+    parser.add_argument("--against", metavar="REV", help="also measure the checkout at REV")
     args = parser.parse_args()
     n = 200 if args.quick else 1000
     runs = args.runs or (1 if args.quick else 5)
-    builds: dict[str, list[float]] = {mode: [] for mode in MODES}
-    reports: dict[str, list[float]] = {mode: [] for mode in MODES}
     floors: list[float] = []
-    ensure_user_environment()
-    with (
-        tempfile.TemporaryDirectory() as directory,
-        stardag_server("serve", Path(directory)) as url,
-    ):
-        workspace = workspace_of(url)
-        # Interleaved, in an order that turns each round, so that drift (this machine's disk
-        # slows down and speeds up over minutes) hits every contender alike.
+    with contextlib.ExitStack() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        checkouts = [stack.enter_context(checkout("this", HERE.parent, directory / "this"))]
+        if args.against:
+            before = stack.enter_context(worktree(args.against))
+            checkouts.append(stack.enter_context(checkout(args.against, before, directory / "rev")))
+        contenders = [(each, mode) for each in checkouts for mode in MODES]
+        builds: dict[tuple[str, str], list[float]] = {(c.name, m): [] for c, m in contenders}
+        reports: dict[tuple[str, str], list[float]] = {(c.name, m): [] for c, m in contenders}
         for round_ in range(runs):
             floors.append(floor_seconds(n, args.scratch))
-            for mode in MODES[round_ % 3 :] + MODES[: round_ % 3]:
-                built, reported = build_seconds(n, mode, url, workspace, args.scratch)
-                builds[mode].append(built)
-                reports[mode].append(reported)
-    baseline = statistics.median(builds["none"])
+            turn = round_ % len(contenders)
+            for each, mode in contenders[turn:] + contenders[:turn]:
+                built, reported = build_seconds(n, mode, each, args.scratch)
+                builds[each.name, mode].append(built)
+                reports[each.name, mode].append(reported)
     where = args.scratch or tempfile.gettempdir()
     print(f"W1 N={n}, class idiom, thread executor, outputs in {where}; medians of {runs} run(s)")
     print("(paired: the median of each round's ratio to that round's build without a registry)\n")
     print("| contender | build (s) | ratio | paired ratio | until reported (s) | ratio |")
     print("|---|---|---|---|---|---|")
+    baseline = statistics.median(builds["this", "none"])
     floor = statistics.median(floors)
     print(f"| plain-Python floor (whole process) | {floor:.3f} | {floor / baseline:.2f} | | | |")
-    names = {"none": "no registry", "registry": "GraphQL registry", "locks": "registry + locks"}
-    for mode in MODES:
-        built = statistics.median(builds[mode])
-        reported = statistics.median(reports[mode])
-        paired = statistics.median(
-            b / none for b, none in zip(builds[mode], builds["none"], strict=True)
-        )
-        print(
-            f"| {names[mode]} | {built:.3f} | {built / baseline:.2f} | {paired:.2f} "
-            f"| {reported:.3f} | {reported / baseline:.2f} |"
-        )
+    for each in checkouts:
+        alone = builds[each.name, "none"]
+        for mode in MODES:
+            built = statistics.median(builds[each.name, mode])
+            reported = statistics.median(reports[each.name, mode])
+            name = NAMES[mode] if len(checkouts) == 1 else f"{each.name}: {NAMES[mode]}"
+            print(
+                f"| {name} | {built:.3f} | {built / statistics.median(alone):.2f} "
+                f"| {paired(builds[each.name, mode], alone):.2f} | {reported:.3f} "
+                f"| {reported / statistics.median(alone):.2f} |"
+            )
+    if args.against:
+        print(f"\nThis checkout against {args.against}, paired (below 1: faster now):\n")
+        print("| contender | build | paired ratio to no registry |")
+        print("|---|---|---|")
+        for mode in MODES:
+            now, then = builds["this", mode], builds[args.against, mode]
+            overhead = [
+                paired(builds[name, mode], builds[name, "none"]) for name in ("this", args.against)
+            ]
+            change = "" if mode == "none" else f"{overhead[0]:.2f} against {overhead[1]:.2f}"
+            print(f"| {NAMES[mode]} | {paired(now, then):.2f} | {change} |")
 
 
 if __name__ == "__main__":
