@@ -65,3 +65,37 @@ def test_the_sdk_benchmark_prints_each_contender_beside_the_build_without_regist
         "GraphQL registry",
         "registry + locks",
     ]
+
+
+def test_the_sdk_benchmark_measures_a_change_against_a_revision() -> None:
+    worktrees = ["git", "-C", str(SCRIPT.parent), "worktree", "list"]
+    before = subprocess.run(worktrees, capture_output=True, text=True, check=True).stdout
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT.with_name("sdk.py")), "--quick", "--against", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr[-5000:]
+    table, comparison = result.stdout.split("This checkout against HEAD, paired")
+    contenders = [
+        line.split(" | ")[0].removeprefix("| ")
+        for line in table.splitlines()
+        if line.startswith("| ") and " | " in line
+    ]
+    assert contenders[-3:] == [
+        "HEAD: no registry",
+        "HEAD: GraphQL registry",
+        "HEAD: registry + locks",
+    ]
+    rows = [line.split(" | ") for line in comparison.splitlines() if line.startswith("| ")]
+    assert [row[0].removeprefix("| ") for row in rows[1:]] == [
+        "no registry",
+        "GraphQL registry",
+        "registry + locks",
+    ]
+    assert all(float(row[1]) > 0 for row in rows[1:])
+    after = subprocess.run(worktrees, capture_output=True, text=True, check=True).stdout
+    assert after == before  # the revision's checkout is gone
