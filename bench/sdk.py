@@ -127,10 +127,8 @@ def build_seconds(
     n: int, mode: str, checkout: Checkout, scratch: str | None
 ) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
-        arguments = [
-            *(f"{folder}/out", str(n), mode, checkout.url, checkout.workspace),
-            f"{folder}/outbox.db",
-        ]
+        outbox = f"{folder}/outbox.db"
+        arguments = [f"{folder}/out", str(n), mode, checkout.url, checkout.workspace, outbox]
         done = subprocess.run(
             [str(checkout.python), str(checkout.workloads / "reporting.py"), *arguments],
             check=True,

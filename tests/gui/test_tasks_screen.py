@@ -8,7 +8,6 @@ import pytest
 from nicegui.testing import Screen
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.remote.webelement import WebElement
 
 from tests.gui.conftest import Registry
 
@@ -134,19 +133,20 @@ def pick(screen: Screen, selector: str, typed: str, option: str) -> None:
     field.click()
     if typed:
         field.find_element(By.TAG_NAME, "input").send_keys(typed)
-    screen.wait_for(lambda: option_element(screen, option) is not None)
-    element = option_element(screen, option)
-    assert element is not None
-    element.click()
+    # Found and clicked in one go: the menu may redraw its options meanwhile (suggestions
+    # follow what was typed), and `wait_for` retries a condition whose element went stale.
+    # An option found first and clicked afterwards went stale once in CI.
+    screen.wait_for(lambda: click_option(screen, option))
     screen.selenium.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
 
 
-def option_element(screen: Screen, label: str) -> WebElement | None:
-    """The menu option labelled ``label``, if the open menu shows it."""
+def click_option(screen: Screen, label: str) -> bool:
+    """Click the menu option labelled ``label``; False while the open menu does not show it."""
     for item in screen.find_all_by_class("q-item"):
         if item.text.strip() == label:
-            return item
-    return None
+            item.click()
+            return True
+    return False
 
 
 def table_rows(screen: Screen) -> list[str]:
