@@ -176,31 +176,31 @@ def main() -> None:
     print("(paired: the median of each round's ratio to that round's build without a registry)\n")
     print("| contender | build (s) | ratio | paired ratio | until reported (s) | ratio |")
     print("|---|---|---|---|---|---|")
-    baseline = statistics.median(builds["this", "none"])
+    medians = {key: statistics.median(times) for key, times in builds.items()}
+    overheads = {key: paired(times, builds[key[0], "none"]) for key, times in builds.items()}
     floor = statistics.median(floors)
-    print(f"| plain-Python floor (whole process) | {floor:.3f} | {floor / baseline:.2f} | | | |")
+    print(
+        f"| plain-Python floor (whole process) | {floor:.3f} "
+        f"| {floor / medians['this', 'none']:.2f} | | | |"
+    )
     for each in checkouts:
-        alone = builds[each.name, "none"]
+        alone = medians[each.name, "none"]
         for mode in MODES:
-            built = statistics.median(builds[each.name, mode])
-            reported = statistics.median(reports[each.name, mode])
+            key = each.name, mode
+            reported = statistics.median(reports[key])
             name = NAMES[mode] if len(checkouts) == 1 else f"{each.name}: {NAMES[mode]}"
             print(
-                f"| {name} | {built:.3f} | {built / statistics.median(alone):.2f} "
-                f"| {paired(builds[each.name, mode], alone):.2f} | {reported:.3f} "
-                f"| {reported / statistics.median(alone):.2f} |"
+                f"| {name} | {medians[key]:.3f} | {medians[key] / alone:.2f} "
+                f"| {overheads[key]:.2f} | {reported:.3f} | {reported / alone:.2f} |"
             )
     if args.against:
         print(f"\nThis checkout against {args.against}, paired (below 1: faster now):\n")
         print("| contender | build | paired ratio to no registry |")
         print("|---|---|---|")
         for mode in MODES:
-            now, then = builds["this", mode], builds[args.against, mode]
-            overhead = [
-                paired(builds[name, mode], builds[name, "none"]) for name in ("this", args.against)
-            ]
-            change = "" if mode == "none" else f"{overhead[0]:.2f} against {overhead[1]:.2f}"
-            print(f"| {NAMES[mode]} | {paired(now, then):.2f} | {change} |")
+            now, then = ("this", mode), (args.against, mode)
+            change = "" if mode == "none" else f"{overheads[now]:.2f} against {overheads[then]:.2f}"
+            print(f"| {NAMES[mode]} | {paired(builds[now], builds[then]):.2f} | {change} |")
 
 
 if __name__ == "__main__":
