@@ -235,9 +235,10 @@ class BuildMutation:
         async with writing(info, workspace_id) as (session, workspace):
             pks = await task_store.register_tasks(session, workspace, registrations)
             if build_id is not None:
-                build = await build_store.get_build(session, workspace, row_id(build_id, "Build"))
+                build = row_id(build_id, "Build")
+                await build_store.require_build(session, workspace, build)
                 roots = await task_store.task_pks(session, workspace, root_task_ids or ())
-                await build_store.add_build_tasks(session, build.id, pks.values(), roots.values())
+                await build_store.add_build_tasks(session, build, pks.values(), roots.values())
         return RegisterTasksPayload(registered=len(pks))
 
     @strawberry.mutation(description="Record events (idempotent by `eventId`).")
@@ -248,7 +249,7 @@ class BuildMutation:
         builds = {row_id(event.build_id, "Build") for event in events if event.build_id}
         async with writing(info, workspace_id) as (session, workspace):
             for build in builds:
-                await build_store.get_build(session, workspace, build)
+                await build_store.require_build(session, workspace, build)
             records = [_event(event) for event in events]
             recorded = await task_store.record_events(session, workspace, records)
         return RecordEventsPayload(recorded=recorded, duplicates=len(events) - recorded)
@@ -400,7 +401,7 @@ class BuildMutation:
         build_pk = row_id(build_id, "Build") if build_id else None
         async with writing(info, workspace_id) as (session, workspace):
             if build_pk is not None:
-                await build_store.get_build(session, workspace, build_pk)
+                await build_store.require_build(session, workspace, build_pk)
             appended = await log_store.append_logs(
                 session,
                 workspace,
@@ -432,7 +433,7 @@ async def _record_under_locks(
     async with writing(info, workspace_id) as (session, workspace):
         builds = {r.build_id for batch in records.values() for r in batch if r.build_id}
         for build in builds:
-            await build_store.get_build(session, workspace, build)
+            await build_store.require_build(session, workspace, build)
         released = await lock_store.release_live_locks(session, workspace, pairs, holder)
         live = [record for key in released for record in records[key]]
         await task_store.record_events(session, workspace, live)

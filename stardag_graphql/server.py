@@ -6,6 +6,7 @@ every request is authenticated, and it may listen anywhere.
 """
 
 import asyncio
+import gc
 import ipaddress
 
 import uvicorn
@@ -43,7 +44,21 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     check_host(host, server_mode=settings.server_mode)
     # Open the database once up front, so a problem is one clear error, not a startup traceback.
     asyncio.run(_check_database(settings))
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    app = create_app(settings)
+    freeze_heap()
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def freeze_heap() -> None:
+    """Take what a started server holds for good (modules, the GraphQL schema, SQLAlchemy's
+    mappers: some 160,000 objects) out of the cyclic garbage collector's sight.
+
+    Python's full collections otherwise traverse all of it again and again: on this machine
+    each took about 200 ms, once every build or two of 1,000 tasks, and stalled every request
+    in flight meanwhile. Call it once, in a process that serves for the rest of its life.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _check_database(settings: Settings) -> None:

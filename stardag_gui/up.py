@@ -20,7 +20,7 @@ import stardag_core as sd
 from stardag_core.demo import demo_dag
 from stardag_core.registry_client import GraphQLRegistry
 from stardag_graphql.app import create_app
-from stardag_graphql.server import check_host
+from stardag_graphql.server import check_host, freeze_heap
 from stardag_graphql.settings import Settings
 from stardag_gui.app import run
 from stardag_gui.context import Connection
@@ -45,6 +45,7 @@ def up(settings: Settings, home: Path, *, host: str, port: int, demo: bool) -> N
             yield
 
     app.router.lifespan_context = lifespan
+    freeze_heap()
     run(Connection(url), host=host, port=port, storage=home / "gui")
 
 

@@ -138,6 +138,20 @@ mutation($workspace: ID!, $holder: String!, $token: Int!) {
 }
 """
 LOCKS = "query($workspace: ID!) { workspace(id: $workspace) { locks { key holder } } }"
+APPEND_BUILD_LOGS = """
+mutation($workspace: ID!, $build: ID!) {
+  appendLogs(workspaceId: $workspace, taskId: "shared-2", buildId: $build,
+             lines: [{seq: 0, text: "written by A", loggedAt: "2026-11-22T12:00:00+00:00"}]) {
+    appended
+  }
+}
+"""
+RECORD_UNDER_LOCK = """
+mutation($workspace: ID!, $events: [EventInput!]!) {
+  recordEventsUnderLock(workspaceId: $workspace, key: "k", holder: "a-worker", fencingToken: 1,
+                        events: $events)
+}
+"""
 TASK_CHANGES = """
 subscription($workspace: ID!) {
   taskStatusChanged(workspaceId: $workspace) { id taskId status parameters }
@@ -612,6 +626,58 @@ async def test_b_lock_cannot_be_touched_from_a(
     assert hiding(b.workspace, refused) == hiding(nowhere, missing)
     b_locks = await as_b(LOCKS, workspace=b.workspace)
     assert b_locks["workspace"]["locks"] == [{"key": "k", "holder": "b-worker"}]
+
+
+# Each way a report names a build, with B's build in A's own workspace.
+BUILD_REPORTS: dict[str, tuple[str, Callable[[str, str], dict[str, Any]]]] = {
+    "registerTasks": (
+        REGISTER,
+        lambda workspace, build: {
+            "workspace": workspace,
+            "tasks": [{"taskId": "a-new", "name": "New"}],
+            "build": build,
+        },
+    ),
+    "recordEvents": (
+        RECORD,
+        lambda workspace, build: {
+            "workspace": workspace,
+            "events": [event("e1", "TASK_COMPLETED", "shared-2") | {"buildId": build}],
+        },
+    ),
+    "recordEventsUnderLock": (
+        RECORD_UNDER_LOCK,
+        lambda workspace, build: {
+            "workspace": workspace,
+            "events": [event("e1", "TASK_COMPLETED", "shared-2") | {"buildId": build}],
+        },
+    ),
+    "appendLogs": (
+        APPEND_BUILD_LOGS,
+        lambda workspace, build: {"workspace": workspace, "build": build},
+    ),
+}
+
+
+@pytest.mark.parametrize("report", sorted(BUILD_REPORTS))
+async def test_reporting_into_b_build_is_refused_as_if_it_did_not_exist(
+    a: Tenant, b: Tenant, as_a: Caller, as_b: Caller, report: str
+) -> None:
+    document, variables = BUILD_REPORTS[report]
+    await as_a(ACQUIRE, workspace=a.workspace, holder="a-worker")
+    a_before = await as_a(SHARED_TASK_STATE, workspace=a.workspace)
+    b_before = await as_b(BUILDS, workspace=b.workspace, build=b.build)
+
+    refused = await as_a.error(document, **variables(a.workspace, b.build))
+    missing = await as_a.error(document, **variables(a.workspace, made_up("Build")))
+
+    assert refused["extensions"] == missing["extensions"] == {"code": "NOT_FOUND"}
+    assert refused["message"].startswith("no build ")
+    assert missing["message"].startswith("no build ")
+    assert await as_a(SHARED_TASK_STATE, workspace=a.workspace) == a_before
+    assert await as_b(BUILDS, workspace=b.workspace, build=b.build) == b_before
+    a_locks = await as_a(LOCKS, workspace=a.workspace)
+    assert a_locks["workspace"]["locks"] == [{"key": "k", "holder": "a-worker"}]
 
 
 # Subscriptions
