@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Update, and_, bindparam, case, or_, select, tuple_, update
+from sqlalchemy import String, Update, and_, any_, bindparam, case, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -176,6 +177,13 @@ async def _update_leases(
     _check_names(holder=holder)
     if not leases:
         return set()
+    if dialect_of(session) == "postgresql":
+        # Lock the rows first, in key order, as acquisitions do (they insert their keys
+        # sorted). The UPDATE takes rows in whatever order its plan visits them: holding a
+        # later key while waiting for an earlier one that an acquirer holds, which waits for
+        # that later key, it deadlocked (four workers, one registry). SQLite has one writer.
+        keys = sorted({key for key, _ in leases})
+        await session.execute(_LOCK_LEASE_ROWS, {"in_workspace": workspace_id, "keys": keys})
     parameters = {"in_workspace": workspace_id, "held_by": holder, "leases": list(leases), **times}
     result = await session.execute(statement, parameters)
     return set(result.scalars())
@@ -222,6 +230,17 @@ def _lease_update(values: dict[str, object], *, live: bool) -> Update:
     return update(_LOCKS).where(*held).values(values).returning(_LOCKS.c.key)
 
 
+# PostgreSQL only. Byte order ("C"), whatever the database's collation: the order of
+# Python's `sorted`, which acquisitions insert in.
+_LOCK_LEASE_ROWS = (
+    select(_LOCKS.c.id)
+    .where(
+        _LOCKS.c.workspace_id == bindparam("in_workspace"),
+        _LOCKS.c.key == any_(bindparam("keys", type_=ARRAY(String()))),
+    )
+    .order_by(_LOCKS.c.key.collate("C"))
+    .with_for_update()
+)
 _RELEASE = _lease_update({"holder": None, "expires_at": None}, live=False)
 _RELEASE_LIVE = _lease_update({"holder": None, "expires_at": None}, live=True)
 _RENEW = _lease_update(

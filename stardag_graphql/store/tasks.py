@@ -403,7 +403,8 @@ _LATEST_STATUS = (
 _LOCK_TASK_ROWS = (
     select(_TASKS.c.id)
     .where(_TASKS.c.id.in_(bindparam("pks", expanding=True)))
-    .order_by(_TASKS.c.task_id)
+    # Byte order, whatever the database's collation: Python's `sorted`, as registrations go.
+    .order_by(_TASKS.c.task_id.collate("C"))
     .with_for_update(key_share=True)
 )
 _UPDATE_STATUSES = (

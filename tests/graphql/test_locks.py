@@ -5,12 +5,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from stardag_graphql.database import create_sessionmaker
 from stardag_graphql.store.locks import (
     Lease,
     acquire_lock,
+    acquire_locks,
     check_fencing_token,
     release_live_locks,
     release_lock,
@@ -195,3 +197,50 @@ async def test_concurrent_acquirers_have_exactly_one_winner(
         assert winners[0].fencing_token == round_ + 1
         assert await check_fencing_token(session, workspace, KEY, round_ + 1, now=now)
         await session.commit()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_release_waits_for_locked_rows_in_key_order(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    """Acquirers lock their rows in key order; a worker freeing its leases must too, or a
+    release holding a later key while waiting for an earlier one, and an acquirer holding
+    that earlier one while waiting for the later, deadlock (seen with four workers)."""
+    workspace = await make_workspace(session)
+    first, second = "task:1", "task:2"
+    leases = {}
+    for key in (second, first):  # stored in this order: a scan of the table meets `second` first
+        leases.update(await acquire_locks(session, workspace, [key], "worker-a", TTL))
+        await session.commit()
+    sessions = create_sessionmaker(engine)
+    async with sessions() as blocker, sessions() as releaser, sessions() as acquirer:
+        await blocker.execute(
+            text("SELECT 1 FROM locks WHERE key = :key FOR UPDATE"), {"key": first}
+        )
+        # Whatever plan the release gets: a scan in storage order is what met the deadlock.
+        await releaser.execute(text("SET LOCAL enable_indexscan = off"))
+        await releaser.execute(text("SET LOCAL enable_bitmapscan = off"))
+        pid = await releaser.scalar(text("SELECT pg_backend_pid()"))
+        pairs = [(key, lease.fencing_token) for key, lease in sorted(leases.items())]
+        releasing = asyncio.create_task(release_live_locks(releaser, workspace, pairs, "worker-a"))
+        while not await session.scalar(
+            text("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :pid"),
+            {"pid": pid},
+        ):
+            assert not releasing.done(), releasing
+            await asyncio.sleep(0.01)
+
+        # The release waits for `first` holding nothing: the acquirer gets `second`'s row at
+        # once (and no lease: worker-a's is live), where it would wait on the release, which
+        # waits on the blocker. The bound only turns that wait into a failure.
+        acquiring = acquire_locks(acquirer, workspace, [second], "worker-b", TTL)
+        try:
+            refused = await asyncio.wait_for(acquiring, timeout=30)
+            await acquirer.commit()
+        finally:
+            await blocker.commit()
+            released = await releasing
+            await releaser.commit()
+
+    assert refused == {}
+    assert released == {first, second}
