@@ -53,9 +53,10 @@ def freeze_heap() -> None:
     """Take what a started server holds for good (modules, the GraphQL schema, SQLAlchemy's
     mappers: some 160,000 objects) out of the cyclic garbage collector's sight.
 
-    Python's full collections otherwise traverse all of it again and again: on this machine
-    each took about 200 ms, once every build or two of 1,000 tasks, and stalled every request
-    in flight meanwhile. Call it once, in a process that serves for the rest of its life.
+    Python's full collections otherwise traverse all of it again and again: each took about
+    200 ms on two vCPUs, once every build or two of 1,000 tasks reported, and stalled every
+    request in flight meanwhile (frozen: 10 to 20 ms). Objects made later are collected as
+    before. Call it once, in a process that serves for the rest of its life.
     """
     gc.collect()
     gc.freeze()
