@@ -5,15 +5,19 @@ resend a batch whose answer it never got. Each mutation commits once, then wakes
 subscriptions of its workspace.
 """
 
+import asyncio
+import random
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import strawberry
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.extensions import FieldExtension
 from strawberry.relay import GlobalID
 from strawberry.relay.types import GlobalIDValueError, InvalidGlobalIDError
 from strawberry.scalars import JSON
@@ -33,6 +37,11 @@ from stardag_graphql.types import Asset, Build, Info
 
 MAX_BATCH = 5000
 MAX_TASK_ID_LENGTH = 64
+CONFLICT_ATTEMPTS = 5
+"""How many times a mutation runs before a transaction conflict is the client's error."""
+# The SQLSTATEs of a transaction PostgreSQL rolled back to break a deadlock, or to keep
+# transactions serializable: its manual's advice is to run the transaction again.
+TRANSIENT_CONFLICTS = frozenset({"40P01", "40001"})
 
 
 @strawberry.input(description="A task as the SDK registers it.")
@@ -418,6 +427,37 @@ class BuildMutation:
                 ],
             )
         return AppendLogsPayload(appended=appended)
+
+
+class RetryConflicts(FieldExtension):
+    """Runs a mutation again, after a short random pause, when the database rolled its
+    transaction back to break a deadlock or a serialization conflict: nothing of it was
+    written, and it may succeed at once. Every mutation of `BuildMutation` writes in one
+    transaction and has no effect outside it, so running it again does what the first run
+    would have done."""
+
+    async def resolve_async(
+        self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any
+    ) -> Any:
+        attempt = 1
+        while True:
+            try:
+                return await next_(source, info, **kwargs)
+            except DBAPIError as error:
+                sqlstate = getattr(error.orig, "sqlstate", None)
+                if sqlstate not in TRANSIENT_CONFLICTS or attempt == CONFLICT_ATTEMPTS:
+                    raise
+            await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
+            attempt += 1
+
+
+def _retrying_conflicts(mutations: type) -> None:
+    """Give every mutation of `mutations` the `RetryConflicts` extension."""
+    for field in get_object_definition(mutations, strict=True).fields:
+        field.extensions.append(RetryConflicts())
+
+
+_retrying_conflicts(BuildMutation)
 
 
 async def _record_under_locks(

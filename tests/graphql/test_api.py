@@ -8,14 +8,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stardag_graphql import models
 from stardag_graphql.context import Context
 from stardag_graphql.models import Role
+from stardag_graphql.mutations import CONFLICT_ATTEMPTS
 from stardag_graphql.schema import MAX_ALIASES, MAX_DEPTH, schema
+from stardag_graphql.store import tasks as task_store
 from stardag_graphql.store.tenancy import Identity
 from tests.graphql.conftest import RECORD, REGISTER, Api
 
@@ -842,3 +846,66 @@ async def test_the_readme_query_runs(api: Api) -> None:
     data = await api(query, workspace=workspace)
 
     assert [edge["node"]["taskId"] for edge in data["workspace"]["tasks"]["edges"]] == ["a"]
+
+
+def conflicts(monkeypatch: pytest.MonkeyPatch, error: type[psycopg.Error], times: int) -> list[int]:
+    """Make recording events fail with the database's `error` the first `times` calls (a
+    fault injected on purpose); returns a list that counts every call."""
+    calls: list[int] = []
+    record = task_store.record_events
+
+    async def failing(*args: Any) -> int:
+        calls.append(len(calls))
+        if len(calls) <= times:
+            raise OperationalError("INSERT INTO events ...", {}, error("injected"))
+        return await record(*args)
+
+    monkeypatch.setattr(task_store, "record_events", failing)
+    return calls
+
+
+async def test_a_deadlocked_mutation_runs_again_and_records_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = await api.workspace_id()
+    await api(REGISTER, workspace=workspace, tasks=[task("a")])
+    calls = conflicts(monkeypatch, psycopg.errors.DeadlockDetected, times=2)
+
+    first = await api(RECORD, workspace=workspace, events=[event_input("e1", "TASK_RUNNING", "a")])
+    again = await api(RECORD, workspace=workspace, events=[event_input("e1", "TASK_RUNNING", "a")])
+
+    assert len(calls) == 4  # two conflicts, the run that wrote, and the resend
+    assert first["recordEvents"] == {"recorded": 1, "duplicates": 0}
+    assert again["recordEvents"] == {"recorded": 0, "duplicates": 1}
+
+
+async def test_a_conflict_that_persists_is_an_internal_error_in_the_end(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = await api.workspace_id()
+    await api(REGISTER, workspace=workspace, tasks=[task("a")])
+    calls = conflicts(monkeypatch, psycopg.errors.SerializationFailure, times=CONFLICT_ATTEMPTS)
+
+    error = await api.error(
+        RECORD, workspace=workspace, events=[event_input("e1", "TASK_RUNNING", "a")]
+    )
+
+    assert len(calls) == CONFLICT_ATTEMPTS
+    assert error.extensions is not None
+    assert error.extensions["code"] == "INTERNAL_SERVER_ERROR"
+
+
+async def test_any_other_database_error_is_not_run_again(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = await api.workspace_id()
+    await api(REGISTER, workspace=workspace, tasks=[task("a")])
+    calls = conflicts(monkeypatch, psycopg.errors.AdminShutdown, times=1)
+
+    error = await api.error(
+        RECORD, workspace=workspace, events=[event_input("e1", "TASK_RUNNING", "a")]
+    )
+
+    assert len(calls) == 1
+    assert error.extensions is not None
+    assert error.extensions["code"] == "INTERNAL_SERVER_ERROR"
