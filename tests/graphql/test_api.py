@@ -879,33 +879,25 @@ async def test_a_deadlocked_mutation_runs_again_and_records_once(
     assert again["recordEvents"] == {"recorded": 0, "duplicates": 1}
 
 
-async def test_a_conflict_that_persists_is_an_internal_error_in_the_end(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("error", "attempts"),
+    [
+        (psycopg.errors.SerializationFailure, CONFLICT_ATTEMPTS),  # a conflict every time
+        (psycopg.errors.AdminShutdown, 1),  # not a conflict: not run again
+    ],
+    ids=["conflict-persists", "other-error"],
+)
+async def test_a_database_error_is_an_internal_error_once_the_attempts_are_used(
+    api: Api, monkeypatch: pytest.MonkeyPatch, error: type[psycopg.Error], attempts: int
 ) -> None:
     workspace = await api.workspace_id()
     await api(REGISTER, workspace=workspace, tasks=[task("a")])
-    calls = conflicts(monkeypatch, psycopg.errors.SerializationFailure, times=CONFLICT_ATTEMPTS)
+    calls = conflicts(monkeypatch, error, times=attempts)
 
-    error = await api.error(
+    refused = await api.error(
         RECORD, workspace=workspace, events=[event_input("e1", "TASK_RUNNING", "a")]
     )
 
-    assert len(calls) == CONFLICT_ATTEMPTS
-    assert error.extensions is not None
-    assert error.extensions["code"] == "INTERNAL_SERVER_ERROR"
-
-
-async def test_any_other_database_error_is_not_run_again(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    workspace = await api.workspace_id()
-    await api(REGISTER, workspace=workspace, tasks=[task("a")])
-    calls = conflicts(monkeypatch, psycopg.errors.AdminShutdown, times=1)
-
-    error = await api.error(
-        RECORD, workspace=workspace, events=[event_input("e1", "TASK_RUNNING", "a")]
-    )
-
-    assert len(calls) == 1
-    assert error.extensions is not None
-    assert error.extensions["code"] == "INTERNAL_SERVER_ERROR"
+    assert len(calls) == attempts
+    assert refused.extensions is not None
+    assert refused.extensions["code"] == "INTERNAL_SERVER_ERROR"
