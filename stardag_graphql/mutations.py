@@ -38,7 +38,8 @@ from stardag_graphql.types import Asset, Build, Info
 MAX_BATCH = 5000
 MAX_TASK_ID_LENGTH = 64
 CONFLICT_ATTEMPTS = 5
-"""How many times a mutation runs before a transaction conflict is the client's error."""
+"""How many times a mutation runs before a transaction conflict is answered as an internal
+error."""
 # The SQLSTATEs of a transaction PostgreSQL rolled back to break a deadlock, or to keep
 # transactions serializable: its manual's advice is to run the transaction again.
 TRANSIENT_CONFLICTS = frozenset({"40P01", "40001"})

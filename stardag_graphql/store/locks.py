@@ -182,7 +182,7 @@ async def _update_leases(
         # sorted). The UPDATE takes rows in whatever order its plan visits them: holding a
         # later key while waiting for an earlier one that an acquirer holds, which waits for
         # that later key, it deadlocked (four workers, one registry). SQLite has one writer.
-        keys = sorted({key for key, _ in leases})
+        keys = list({key for key, _ in leases})  # the SELECT orders them
         await session.execute(_LOCK_LEASE_ROWS, {"in_workspace": workspace_id, "keys": keys})
     parameters = {"in_workspace": workspace_id, "held_by": holder, "leases": list(leases), **times}
     result = await session.execute(statement, parameters)
