@@ -74,6 +74,14 @@ class Channel:
             raise registry_error(self.url, error) from None
         return dict(result)
 
+    def open(self) -> None:
+        """Set the connection up now rather than at its first request: its client and TLS
+        settings cost some 30 ms of CPU, which a request then waits for. Sends nothing."""
+        try:
+            self._connected()
+        except Exception as error:
+            raise registry_error(self.url, error) from None
+
     def close(self) -> None:
         """Close the connection (a later request opens a new one)."""
         with self._lock:

@@ -17,6 +17,7 @@ It also holds build locks (`build(..., locks=True)`): see `stardag_core.registry
 
 import atexit
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
@@ -35,6 +36,7 @@ from typing import Any
 
 from stardag_core.assets import MarkdownRegistryAsset, RegistryAsset
 from stardag_core.channel import Channel, Credential, RegistryRefused, RegistryUnavailable
+from stardag_core.exceptions import RegistryError
 from stardag_core.outbox import Message, Outbox
 from stardag_core.profiles import stardag_home
 from stardag_core.registry import BuildRecord, FoundTask, LogLine, TaskEvent, TaskEventKind
@@ -137,6 +139,8 @@ class GraphQLRegistry:
         self.workspace_id = workspace_id
         self._credential = credential
         self._outbox = Outbox(outbox or default_outbox(self.url, workspace_id))
+        # The connection that build locks use, set up with the sender's, ahead of any build.
+        self._lock_channel = Channel(self.url, credential)
         self._registered: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -218,7 +222,7 @@ class GraphQLRegistry:
     def build_locks(self, build: BuildRecord, ttl: float) -> GraphQLLocks:
         """Build locks in this registry's workspace for `build`, leased for `ttl` seconds."""
         holder = f"{socket.gethostname()}:{os.getpid()}:{build.id}"
-        return GraphQLLocks(Channel(self.url, self._credential), self, holder, ttl)
+        return GraphQLLocks(self._lock_channel, self, holder, ttl)
 
     def payload_once_registered(self, event: TaskEvent) -> dict[str, Any] | Future[dict[str, Any]]:
         """`event` as `recordEvents` takes it, once the registry has its task's registration
@@ -275,6 +279,7 @@ class GraphQLRegistry:
         self._wake.set()
         self._thread.join(timeout)
         self._outbox.close()
+        self._lock_channel.close()
         atexit.unregister(self.close)
 
     def _put(self, kind: str, payload: dict[str, Any]) -> int:
@@ -337,6 +342,12 @@ class GraphQLRegistry:
         channel = Channel(self.url, self._credential)
         backoff = 0.0
         try:
+            # Set both connections up while nothing waits for them: a build's first lock
+            # request is on the way to its first tasks. A connection that fails to set up
+            # fails again at its first request, which says why.
+            for each in (channel, self._lock_channel):
+                with contextlib.suppress(RegistryError):
+                    each.open()
             while not self._stopping.is_set():
                 batch = _next_batch(self._outbox.peek(BATCH))
                 if not batch:

@@ -187,13 +187,13 @@ class GraphQLLocks:
                 self._completing.discard(lease.key)
 
     def close(self) -> None:
-        """Stop renewing; leases still held lapse on their own."""
+        """Stop renewing; leases still held lapse on their own. The channel stays open: it
+        is the registry's, for its next build."""
         self._stop.set()
         self._keeper.join()
         for sender in (self._lease_sender, self._completion_sender):
             if sender is not None:
                 sender.cancel()
-        self._channel.close()
 
     async def _call(self, kind: str, argument: Any) -> Any:
         """Hand a call to a sender and await its answer."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gql.transport.httpx import HTTPXTransport
 
 import stardag_core as sd
 from stardag_core.channel import RegistryUnavailable
@@ -22,6 +23,7 @@ from stardag_core.registry_client import GraphQLRegistry
 from stardag_graphql.app import create_app
 from stardag_graphql.settings import Settings
 from tests.conftest import serving
+from tests.core.examples.pipeline import Number
 from tests.graphql.lock_worker import SLOW, Step, dag, slow
 from tests.graphql.test_sdk_registry import WORKSPACE, graphql
 
@@ -253,6 +255,34 @@ def test_a_lease_is_taken_while_a_completion_is_on_its_way(
     held = graphql(server, COMPLETIONS, w=workspace, t=str(done.id))["workspace"]
     assert held["locks"] == [{"key": f"task:{next_one.id}"}]
     assert held["task"]["status"] == "COMPLETED"
+
+
+def test_a_registrys_builds_lease_over_one_connection_set_up_ahead(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connected: list[str] = []
+    connect = HTTPXTransport.connect
+
+    def counted(transport: HTTPXTransport) -> None:
+        connected.append(threading.current_thread().name)
+        connect(transport)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(HTTPXTransport, "connect", counted)
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+    registry = GraphQLRegistry(server, workspace, outbox=tmp_path / "outbox.db")
+    try:
+        # The reports' connection and the locks' are set up by the sender, before any build.
+        deadline = time.monotonic() + 20
+        while len(connected) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert connected == ["stardag-registry"] * 2
+        with sd.use_settings(sd.Settings(target_roots={"default": str(tmp_path / "out")})):
+            for index in (1, 2):
+                summary = sd.build(Number(value=index), registry=registry, locks=True)
+                assert len(summary.built) == 1
+    finally:
+        registry.close()
+    assert len(connected) == 2  # the second build leased over the same connection
 
 
 def test_locks_need_a_registry_that_holds_them(local_root: str) -> None:
