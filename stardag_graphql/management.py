@@ -16,7 +16,7 @@ from strawberry.relay import GlobalID
 from stardag_graphql import models
 from stardag_graphql.errors import NotFoundError
 from stardag_graphql.ids import row_id
-from stardag_graphql.mutations import writing
+from stardag_graphql.mutations import retrying_conflicts, writing
 from stardag_graphql.permissions import Action, operation_action
 from stardag_graphql.store import apikeys as apikey_store
 from stardag_graphql.store import organizations as organization_store
@@ -178,6 +178,9 @@ class ManagementMutation:
                 session, organization, info.context.require_signed_in(), email
             )
         return True
+
+
+retrying_conflicts(ManagementMutation)
 
 
 @asynccontextmanager

@@ -433,9 +433,9 @@ class BuildMutation:
 class RetryConflicts(FieldExtension):
     """Runs a mutation again, after a short random pause, when the database rolled its
     transaction back to break a deadlock or a serialization conflict: nothing of it was
-    written, and it may succeed at once. Every mutation of `BuildMutation` writes in one
-    transaction and has no effect outside it, so running it again does what the first run
-    would have done."""
+    written, and it may succeed at once. Every mutation it is given to (those of
+    `BuildMutation` and `ManagementMutation`) writes in one transaction and has no effect
+    outside it, so running it again does what the first run would have done."""
 
     async def resolve_async(
         self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any
@@ -452,13 +452,13 @@ class RetryConflicts(FieldExtension):
             attempt += 1
 
 
-def _retrying_conflicts(mutations: type) -> None:
+def retrying_conflicts(mutations: type) -> None:
     """Give every mutation of `mutations` the `RetryConflicts` extension."""
     for field in get_object_definition(mutations, strict=True).fields:
         field.extensions.append(RetryConflicts())
 
 
-_retrying_conflicts(BuildMutation)
+retrying_conflicts(BuildMutation)
 
 
 async def _record_under_locks(

@@ -19,6 +19,7 @@ from stardag_graphql.context import Context
 from stardag_graphql.models import Role
 from stardag_graphql.mutations import CONFLICT_ATTEMPTS
 from stardag_graphql.schema import MAX_ALIASES, MAX_DEPTH, schema
+from stardag_graphql.store import organizations as organization_store
 from stardag_graphql.store import tasks as task_store
 from stardag_graphql.store.tenancy import Identity
 from tests.graphql.conftest import RECORD, REGISTER, Api
@@ -848,6 +849,14 @@ async def test_the_readme_query_runs(api: Api) -> None:
     assert [edge["node"]["taskId"] for edge in data["workspace"]["tasks"]["edges"]] == ["a"]
 
 
+SET_ROOT = """
+mutation($workspace: ID!, $name: String!, $uri: String!) {
+  setTargetRoot(workspaceId: $workspace, name: $name, uri: $uri) { name uri }
+}
+"""
+ROOTS = "query($workspace: ID!) { workspace(id: $workspace) { targetRoots { name uri } } }"
+
+
 def conflicts(monkeypatch: pytest.MonkeyPatch, error: type[psycopg.Error], times: int) -> list[int]:
     """Make recording events fail with the database's `error` the first `times` calls (a
     fault injected on purpose); returns a list that counts every call."""
@@ -877,6 +886,30 @@ async def test_a_deadlocked_mutation_runs_again_and_records_once(
     assert len(calls) == 4  # two conflicts, the run that wrote, and the resend
     assert first["recordEvents"] == {"recorded": 1, "duplicates": 0}
     assert again["recordEvents"] == {"recorded": 0, "duplicates": 1}
+
+
+async def test_a_deadlocked_management_mutation_runs_again(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = await api.workspace_id()
+    calls: list[int] = []
+    set_target_root = organization_store.set_target_root
+
+    async def failing(*args: Any) -> models.TargetRoot:
+        calls.append(len(calls))
+        if len(calls) <= 2:  # the fault injected: two deadlocks
+            error = psycopg.errors.DeadlockDetected("injected")
+            raise OperationalError("UPDATE target_roots ...", {}, error)
+        return await set_target_root(*args)
+
+    monkeypatch.setattr(organization_store, "set_target_root", failing)
+
+    data = await api(SET_ROOT, workspace=workspace, name="models", uri="s3://bucket/models")
+
+    assert len(calls) == 3
+    assert data["setTargetRoot"] == {"name": "models", "uri": "s3://bucket/models"}
+    roots = await api(ROOTS, workspace=workspace)
+    assert {"name": "models", "uri": "s3://bucket/models"} in roots["workspace"]["targetRoots"]
 
 
 @pytest.mark.parametrize(
