@@ -13,6 +13,7 @@ The registry's benchmarks (GraphQL over HTTP, PostgreSQL and SQLite) are a separ
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -67,22 +68,31 @@ def median_of(runs: int, measure: Callable[[], float | None]) -> float | None:
     return statistics.median(samples)
 
 
-def cold(python: str, script: str, args: list[str], timeout: float) -> Callable[[], float | None]:
+@contextlib.contextmanager
+def scratch() -> Iterator[Callable[[], str]]:
+    """Fresh folders for the runs' outputs, all deleted when the invocation ends, not after
+    each run: on a disk without a journal, ext4 skips the inodes freed in the last 30 seconds
+    when it allocates one, and the next runs' files and folders paid kernel time for every
+    output the last run deleted (measured: half the CPU of a 1,000-task build)."""
+    parent = tempfile.mkdtemp(prefix="stardag-bench-")
+    try:
+        yield lambda: tempfile.mkdtemp(dir=parent)
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def cold(
+    folder: Callable[[], str], python: str, script: str, args: list[str], timeout: float
+) -> Callable[[], float | None]:
     """A W1 measurement: each run builds into a fresh directory."""
-
-    def measure() -> float | None:
-        root = tempfile.mkdtemp(prefix="stardag-bench-")
-        try:
-            return wall([python, str(WORKLOADS / script), "w1", root, *args], timeout)
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-
-    return measure
+    return lambda: wall([python, str(WORKLOADS / script), "w1", folder(), *args], timeout)
 
 
-def warm(python: str, script: str, args: list[str], timeout: float) -> Callable[[], float | None]:
+def warm(
+    folder: Callable[[], str], python: str, script: str, args: list[str], timeout: float
+) -> Callable[[], float | None]:
     """A W2 measurement: build once (untimed), then time builds that find everything done."""
-    root = tempfile.mkdtemp(prefix="stardag-bench-")
+    root = folder()
     if script == "luigi_workloads.py":
         setup = ["prepare", root, args[0]]
     else:
@@ -91,18 +101,14 @@ def warm(python: str, script: str, args: list[str], timeout: float) -> Callable[
     return lambda: wall([python, str(WORKLOADS / script), "w2", root, *args], timeout)
 
 
-def in_process(command: list[str]) -> Callable[[], float | None]:
+def in_process(folder: Callable[[], str], command: list[str]) -> Callable[[], float | None]:
     """A W4/W5 measurement: the seconds the build call took, printed by the workload."""
 
     def measure() -> float | None:
-        root = tempfile.mkdtemp(prefix="stardag-bench-")
-        try:
-            result = subprocess.run(
-                [*command, root], env=ENV, capture_output=True, text=True, check=True
-            )
-            return float(result.stdout.strip().splitlines()[-1])
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
+        result = subprocess.run(
+            [*command, folder()], env=ENV, capture_output=True, text=True, check=True
+        )
+        return float(result.stdout.strip().splitlines()[-1])
 
     return measure
 
@@ -147,10 +153,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--only", default="W1,W2,W3,W4,W5,import", help="workloads to run")
     options = parser.parse_args()
+    ensure_peers()
+    with scratch() as folder:
+        print(benchmarks(options, folder).markdown())
+
+
+def benchmarks(options: argparse.Namespace, folder: Callable[[], str]) -> Table:
+    """Every workload `options` asks for, each run's outputs in a fresh `folder()`."""
     only = set(options.only.split(","))
     runs = options.runs or (3 if options.quick else 5)
     sizes = [1000] if options.quick else [1000, 10000]
-    ensure_peers()
     table = Table()
 
     def measure(workload: str, contender: str, how: Callable[[], float | None]) -> float | None:
@@ -161,31 +173,34 @@ def main() -> None:
     floors: dict[str, float | None] = {}
     for n in sizes if "W1" in only else []:
         name = f"W1 cold, N={n:,}"
-        floors[name] = measure(name, "plain Python (floor)", cold(OURS, "floor.py", [str(n)], 120))
-        durable = cold(OURS, "floor.py", [str(n), "--durable"], 120)
+        floor = cold(folder, OURS, "floor.py", [str(n)], 120)
+        floors[name] = measure(name, "plain Python (floor)", floor)
+        durable = cold(folder, OURS, "floor.py", [str(n), "--durable"], 120)
         measure(name, "plain Python, durable writes", durable)
         for idiom in ("readme", "class"):
             for executor in ("threads", "inline"):
-                how = cold(OURS, "ours.py", [str(n), idiom, executor], 600)
+                how = cold(folder, OURS, "ours.py", [str(n), idiom, executor], 600)
                 measure(name, f"stardag, {idiom} idiom, {executor}", how)
         if not options.quick or n == 1000:
-            how = cold(PEERS_PYTHON, "original.py", [str(n), "class"], 600)
+            how = cold(folder, PEERS_PYTHON, "original.py", [str(n), "class"], 600)
             measure(name, "original stardag, class idiom", how)
         if n == 1000:
-            how = cold(PEERS_PYTHON, "original.py", [str(n), "readme"], 60)
+            how = cold(folder, PEERS_PYTHON, "original.py", [str(n), "readme"], 60)
             table.add(name, "original stardag, readme idiom (60 s cap)", how(), floors[name])
-            how = cold(PEERS_PYTHON, "luigi_workloads.py", [str(n)], 600)
+            how = cold(folder, PEERS_PYTHON, "luigi_workloads.py", [str(n)], 600)
             measure(name, "Luigi", how)
 
     n = sizes[-1]
     name = f"W2 warm, N={n:,}"
     if "W2" in only:
-        floors[name] = measure(name, "plain Python (floor)", warm(OURS, "floor.py", [str(n)], 60))
+        floor = warm(folder, OURS, "floor.py", [str(n)], 60)
+        floors[name] = measure(name, "plain Python (floor)", floor)
         for idiom in ("readme", "class"):
-            measure(name, f"stardag, {idiom} idiom", warm(OURS, "ours.py", [str(n), idiom], 60))
-        how = warm(PEERS_PYTHON, "original.py", [str(n), "class"], 600)
+            how = warm(folder, OURS, "ours.py", [str(n), idiom], 60)
+            measure(name, f"stardag, {idiom} idiom", how)
+        how = warm(folder, PEERS_PYTHON, "original.py", [str(n), "class"], 600)
         measure(name, "original stardag, class idiom", how)
-        measure(name, "Luigi", warm(PEERS_PYTHON, "luigi_workloads.py", [str(n)], 600))
+        measure(name, "Luigi", warm(folder, PEERS_PYTHON, "luigi_workloads.py", [str(n)], 600))
 
     def ids(python: str, script: str) -> Callable[[], float | None]:
         return lambda: wall([python, str(WORKLOADS / script), "w3", "10000"], 60)
@@ -213,9 +228,10 @@ def main() -> None:
     ):
         if key not in only:
             continue
-        floors[name] = measure(name, "stardag, inline", in_process([*ours, workload, "inline"]))
+        inline = in_process(folder, [*ours, workload, "inline"])
+        floors[name] = measure(name, "stardag, inline", inline)
         for label, executor in others.items():
-            measure(name, f"stardag, {label}", in_process([*ours, workload, executor]))
+            measure(name, f"stardag, {label}", in_process(folder, [*ours, workload, executor]))
 
     name = "import (-X importtime total)"
     if "import" in only:
@@ -223,7 +239,7 @@ def main() -> None:
         measure(name, "import stardag (original)", import_time(PEERS_PYTHON, "stardag"))
         measure(name, "import luigi", import_time(PEERS_PYTHON, "luigi"))
 
-    print(table.markdown())
+    return table
 
 
 if __name__ == "__main__":
