@@ -256,11 +256,12 @@ class BuildMutation:
         self, info: Info, workspace_id: GlobalID, events: list[EventInput]
     ) -> RecordEventsPayload:
         _check_batch("events", events)
-        builds = {row_id(event.build_id, "Build") for event in events if event.build_id}
+        # Converted before the write gate is taken: no other write waits for this.
+        records = [_event(event) for event in events]
+        builds = {record.build_id for record in records if record.build_id}
         async with writing(info, workspace_id) as (session, workspace):
             for build in builds:
                 await build_store.require_build(session, workspace, build)
-            records = [_event(event) for event in events]
             recorded = await task_store.record_events(session, workspace, records)
         return RecordEventsPayload(recorded=recorded, duplicates=len(events) - recorded)
 
