@@ -134,8 +134,9 @@ class Settings:
             return str(error)
 
     async def show_afresh(self) -> None:
-        """Read everything again, then replace the sections at once."""
-        self.sections.refresh(await self.read())
+        """Read everything again, then replace the sections at once (awaited: not awaited,
+        NiceGUI refreshes in a task of its own, after what the caller shows next)."""
+        await self.sections.refresh(await self.read())
 
     @ui.refreshable_method
     def sections(self, snapshot: Snapshot | str) -> None:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from nicegui import ui
 from nicegui.testing import User
+from nicegui.testing.user_notify import UserNotify
 
 from stardag_graphql.settings import Settings
 from stardag_gui.context import Connection
@@ -268,6 +269,31 @@ async def test_inviting_by_email_then_withdrawing(user: User, registry: Registry
     user.find(marker=f"withdraw-{email}").click()
     await user.should_see(f"Withdrew the invite to {email}")
     assert email not in {i["email"] for i in local_organization(registry)["invites"]}
+
+
+async def test_the_page_shows_a_change_by_the_time_it_says_it_is_done(
+    user: User, registry: Registry
+) -> None:
+    email = f"{unique('grace')}@example.com"
+    await open_settings(user)
+    listed_when_told: list[bool] = []
+
+    class Told(UserNotify):
+        """What the page says, and whether the invite was listed by the time it said so."""
+
+        def __call__(self, message: str, **options: Any) -> None:
+            if message == f"Invited {email}":
+                try:
+                    listed_when_told.append(bool(user.find(marker=f"withdraw-{email}").elements))
+                except AssertionError:  # nothing with that marker on the page
+                    listed_when_told.append(False)
+            super().__call__(message, **options)
+
+    user.notify = Told()
+    send_invite(user, email, "MEMBER")
+    await user.should_see(f"Invited {email}")
+
+    assert listed_when_told == [True]
 
 
 def works(registry: Registry, api_key: str) -> bool:
