@@ -10,9 +10,10 @@ and workspace, created on first start.
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stardag_graphql.models import (
@@ -146,7 +147,7 @@ async def workspace_ids(session: AsyncSession, identity: Identity) -> dict[uuid.
 async def local_identity(session: AsyncSession, user_id: uuid.UUID) -> Identity:
     """The local user (local mode), with their role in each of their organizations and the
     workspaces they reach."""
-    return await _member_identity(session, user_id, Membership.user_id == user_id)
+    return await _member_identity(session, user_id, _MEMBERSHIPS, {"user_id": user_id})
 
 
 async def member_identity(
@@ -160,20 +161,31 @@ async def member_identity(
     return await _member_identity(
         session,
         user_id,
-        and_(Membership.user_id == user_id, Membership.organization_id == organization_id),
+        _MEMBERSHIP_IN_ORGANIZATION,
+        {"user_id": user_id, "organization_id": organization_id},
     )
+
+
+# Roles and workspaces in one statement: a request's identity costs one round trip. Built
+# once: every request reads an identity, and building the statement cost more than running it.
+_MEMBERSHIPS = (
+    select(Membership.organization_id, Membership.role, Workspace.id, Workspace.archived_at)
+    .select_from(Membership)
+    .outerjoin(Workspace, Workspace.organization_id == Membership.organization_id)
+    .where(Membership.user_id == bindparam("user_id"))
+)
+_MEMBERSHIP_IN_ORGANIZATION = _MEMBERSHIPS.where(
+    Membership.organization_id == bindparam("organization_id")
+)
 
 
 async def _member_identity(
-    session: AsyncSession, user_id: uuid.UUID, memberships: ColumnElement[bool]
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    memberships: Select[uuid.UUID, Role, uuid.UUID, datetime | None],
+    values: dict[str, Any],
 ) -> Identity:
-    # Roles and workspaces in one statement: a request's identity costs one round trip.
-    rows = await session.execute(
-        select(Membership.organization_id, Membership.role, Workspace.id, Workspace.archived_at)
-        .select_from(Membership)
-        .outerjoin(Workspace, Workspace.organization_id == Membership.organization_id)
-        .where(memberships)
-    )
+    rows = await session.execute(memberships, values)
     roles: dict[uuid.UUID, Role] = {}
     workspaces: dict[uuid.UUID, Reach] = {}
     for organization_id, role, workspace_id, archived_at in rows:
