@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stardag_graphql.errors import InvalidInputError, NotFoundError
@@ -81,12 +81,20 @@ async def verify_api_key(session: AsyncSession, key: str) -> ApiKey | None:
     prefix = _prefix(key)
     if prefix is None:
         return None
-    row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    row = await session.scalar(_KEY_BY_PREFIX, {"prefix": prefix})
     if row is None or row.revoked_at is not None:
         return None
     if not hmac.compare_digest(row.key_hash, hash_key(key)):
         return None
     return row
+
+
+# Built once: every request with a key runs them, and building a statement cost more than
+# running it.
+_KEY_BY_PREFIX = select(ApiKey).where(ApiKey.prefix == bindparam("prefix"))
+_KEY_WORKSPACE = select(Workspace.organization_id, Workspace.archived_at).where(
+    Workspace.id == bindparam("id")
+)
 
 
 async def mark_used(session: AsyncSession, key_id: uuid.UUID) -> None:
@@ -116,13 +124,7 @@ async def api_key_identity(session: AsyncSession, key: str) -> Identity | None:
     row = await verify_api_key(session, key)
     if row is None:
         return None
-    workspace = (
-        await session.execute(
-            select(Workspace.organization_id, Workspace.archived_at).where(
-                Workspace.id == row.workspace_id
-            )
-        )
-    ).first()
+    workspace = (await session.execute(_KEY_WORKSPACE, {"id": row.workspace_id})).first()
     if workspace is None:
         return None
     organization, archived_at = workspace
