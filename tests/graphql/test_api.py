@@ -857,19 +857,26 @@ mutation($workspace: ID!, $name: String!, $uri: String!) {
 ROOTS = "query($workspace: ID!) { workspace(id: $workspace) { targetRoots { name uri } } }"
 
 
-def conflicts(monkeypatch: pytest.MonkeyPatch, error: type[psycopg.Error], times: int) -> list[int]:
-    """Make recording events fail with the database's `error` the first `times` calls (a
-    fault injected on purpose); returns a list that counts every call."""
+def conflicts(
+    monkeypatch: pytest.MonkeyPatch,
+    error: type[psycopg.Error],
+    times: int,
+    store: object = task_store,
+    function: str = "record_events",
+) -> list[int]:
+    """Make the store's `function` (recording events, unless told) fail with the database's
+    `error` the first `times` calls (a fault injected on purpose); returns a list that
+    counts every call."""
     calls: list[int] = []
-    record = task_store.record_events
+    original = getattr(store, function)
 
-    async def failing(*args: Any) -> int:
+    async def failing(*args: Any) -> Any:
         calls.append(len(calls))
         if len(calls) <= times:
-            raise OperationalError("INSERT INTO events ...", {}, error("injected"))
-        return await record(*args)
+            raise OperationalError(f"{function} ...", {}, error("injected"))
+        return await original(*args)
 
-    monkeypatch.setattr(task_store, "record_events", failing)
+    monkeypatch.setattr(store, function, failing)
     return calls
 
 
@@ -892,17 +899,8 @@ async def test_a_deadlocked_management_mutation_runs_again(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workspace = await api.workspace_id()
-    calls: list[int] = []
-    set_target_root = organization_store.set_target_root
-
-    async def failing(*args: Any) -> models.TargetRoot:
-        calls.append(len(calls))
-        if len(calls) <= 2:  # the fault injected: two deadlocks
-            error = psycopg.errors.DeadlockDetected("injected")
-            raise OperationalError("UPDATE target_roots ...", {}, error)
-        return await set_target_root(*args)
-
-    monkeypatch.setattr(organization_store, "set_target_root", failing)
+    deadlocked = psycopg.errors.DeadlockDetected
+    calls = conflicts(monkeypatch, deadlocked, 2, organization_store, "set_target_root")
 
     data = await api(SET_ROOT, workspace=workspace, name="models", uri="s3://bucket/models")
 
