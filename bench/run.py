@@ -13,16 +13,15 @@ The registry's benchmarks (GraphQL over HTTP, PostgreSQL and SQLite) are a separ
 """
 
 import argparse
-import contextlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+
+from workloads.scratch import scratch
 
 HERE = Path(__file__).parent
 WORKLOADS = HERE / "workloads"
@@ -66,19 +65,6 @@ def median_of(runs: int, measure: Callable[[], float | None]) -> float | None:
             return None
         samples.append(sample)
     return statistics.median(samples)
-
-
-@contextlib.contextmanager
-def scratch() -> Iterator[Callable[[], str]]:
-    """Fresh folders for the runs' outputs, all deleted when the invocation ends, not after
-    each run: on a disk without a journal, ext4 skips the inodes freed in the last 30 seconds
-    when it allocates one, and the next runs' files and folders paid kernel time for every
-    output the last run deleted (measured: half the CPU of a 1,000-task build)."""
-    parent = tempfile.mkdtemp(prefix="stardag-bench-")
-    try:
-        yield lambda: tempfile.mkdtemp(dir=parent)
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 def cold(

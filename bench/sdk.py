@@ -35,10 +35,11 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from workloads.scratch import scratch
 from workloads.serving import stardag_server
 
 HERE = Path(__file__).parent
@@ -113,8 +114,8 @@ def checkout(name: str, project: Path, directory: Path) -> Iterator[Checkout]:
         yield Checkout(name, python, project / "bench" / "workloads", url, workspace_of(url))
 
 
-def floor_seconds(n: int, scratch: str) -> float:
-    root = tempfile.mkdtemp(dir=scratch)
+def floor_seconds(n: int, folder: Callable[[], str]) -> float:
+    root = folder()
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, str(HERE / "workloads" / "floor.py"), "w1", root, str(n), "--durable"],
@@ -123,10 +124,12 @@ def floor_seconds(n: int, scratch: str) -> float:
     return time.perf_counter() - started
 
 
-def build_seconds(n: int, mode: str, checkout: Checkout, scratch: str) -> tuple[float, float]:
-    folder = tempfile.mkdtemp(dir=scratch)
-    outbox = f"{folder}/outbox.db"
-    arguments = [f"{folder}/out", str(n), mode, checkout.url, checkout.workspace, outbox]
+def build_seconds(
+    n: int, mode: str, checkout: Checkout, folder: Callable[[], str]
+) -> tuple[float, float]:
+    root = folder()
+    outbox = f"{root}/outbox.db"
+    arguments = [f"{root}/out", str(n), mode, checkout.url, checkout.workspace, outbox]
     done = subprocess.run(
         [str(checkout.python), str(checkout.workloads / "reporting.py"), *arguments],
         check=True,
@@ -155,10 +158,7 @@ def main() -> None:
     floors: list[float] = []
     with contextlib.ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        # Every build's outputs stay until the end: on a disk without a journal, ext4 skips
-        # the inodes freed in the last 30 seconds when it allocates one, so deleting a
-        # build's thousands of files would cost the next builds kernel time of their own.
-        scratch = stack.enter_context(tempfile.TemporaryDirectory(dir=args.scratch))
+        folder = stack.enter_context(scratch(args.scratch))
         checkouts = [stack.enter_context(checkout("this", HERE.parent, directory / "this"))]
         if args.against:
             before = stack.enter_context(worktree(args.against))
@@ -167,10 +167,10 @@ def main() -> None:
         builds: dict[tuple[str, str], list[float]] = {(c.name, m): [] for c, m in contenders}
         reports: dict[tuple[str, str], list[float]] = {(c.name, m): [] for c, m in contenders}
         for round_ in range(runs):
-            floors.append(floor_seconds(n, scratch))
+            floors.append(floor_seconds(n, folder))
             turn = round_ % len(contenders)
             for each, mode in contenders[turn:] + contenders[:turn]:
-                built, reported = build_seconds(n, mode, each, scratch)
+                built, reported = build_seconds(n, mode, each, folder)
                 builds[each.name, mode].append(built)
                 reports[each.name, mode].append(reported)
     where = args.scratch or tempfile.gettempdir()
