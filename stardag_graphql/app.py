@@ -132,19 +132,17 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = await open_database(settings)
         try:
-            sessions = create_sessionmaker(engine)
+            sessions, write_gate = create_sessionmaker(engine), create_write_gate(engine)
             local_user = None
             if auth is None:
                 async with sessions() as session:
                     local_user = (await ensure_local_identity(session)).user_id
             limiter = RateLimiter(settings.rate_limit_per_minute)
             reads = create_read_sessionmaker(engine)
-            authenticator = Authenticator(sessions, limiter, auth, local_user, reads=reads)
-            holder.set(
-                Registry(
-                    engine, sessions, reads, Notifier(), authenticator, create_write_gate(engine)
-                )
+            authenticator = Authenticator(
+                sessions, limiter, auth, local_user, reads=reads, write_gate=write_gate
             )
+            holder.set(Registry(engine, sessions, reads, Notifier(), authenticator, write_gate))
             yield
         finally:
             holder.set(None)

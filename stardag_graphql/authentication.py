@@ -15,6 +15,7 @@ code 4401, 4403 or 4429 and the message as the reason.
 import functools
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -25,12 +26,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from stardag_graphql.database import transaction
 from stardag_graphql.errors import CredentialError, ForbiddenError, RegistryError
 from stardag_graphql.models import Organization
 from stardag_graphql.oidc import ProviderVerifier
 from stardag_graphql.ratelimit import RateLimiter
 from stardag_graphql.store.accounts import sign_in
-from stardag_graphql.store.apikeys import KEY_PREFIX, api_key_identity
+from stardag_graphql.store.apikeys import KEY_PREFIX, api_key_identity, mark_used
 from stardag_graphql.store.tenancy import (
     Identity,
     local_identity,
@@ -67,6 +69,7 @@ class Authenticator:
 
     `reads` (default: `sessions`) are the sessions that identify callers: each request reads
     its caller's roles and workspaces in one statement, which needs no transaction around it.
+    Its writes (a key's use, a first sign-in) hold `write_gate` (see `create_write_gate`).
     """
 
     def __init__(
@@ -77,9 +80,11 @@ class Authenticator:
         local_user: uuid.UUID | None,
         *,
         reads: async_sessionmaker[AsyncSession] | None = None,
+        write_gate: AbstractAsyncContextManager[Any] | None = None,
     ) -> None:
         self.sessions = sessions
         self.reads = reads or sessions
+        self.write_gate = write_gate or nullcontext()
         self.limiter = limiter
         self.auth = auth
         self.local_user = local_user
@@ -98,15 +103,18 @@ class Authenticator:
                     )
                 return await local_identity(session, self.local_user)
             if credential.startswith(KEY_PREFIX):
-                identity = await api_key_identity(session, credential)
-                if identity is None:
+                key = await api_key_identity(session, credential)
+                if key is None:
                     raise CredentialError(
                         "the API key is not valid (unknown, revoked or mistyped): ask an admin "
                         "of the workspace for a new one"
                     )
                 if count:
                     self.limit(f"key:{credential[: len(KEY_PREFIX) + 10]}")
-                return identity
+                if key.use_is_news:
+                    async with transaction(self.sessions, self.write_gate) as writes:
+                        await mark_used(writes, key.key_id)
+                return key.identity
             if self.auth is None:
                 raise CredentialError(
                     "this registry runs in local mode, without sign-in: send no credential, "
@@ -239,8 +247,8 @@ async def exchange_token(
             raise ForbiddenError("'organization' must be an organization's slug")
         client = request.client.host if request.client else "unknown"
         authenticator.limit(f"sign-in:{client}")
-        async with authenticator.sessions() as session:
-            user_id = await _subject(session, auth, subject_token)
+        user_id = await _subject(authenticator, auth, subject_token)
+        async with authenticator.reads() as session:
             organization_row = await _organization_of(session, user_id, organization)
         token, expires_at = auth.signer.mint(user_id, organization_row.id, auth.token_ttl)
     except RegistryError as error:
@@ -268,14 +276,15 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _subject(session: AsyncSession, auth: ServerAuth, token: str) -> uuid.UUID:
+async def _subject(authenticator: Authenticator, auth: ServerAuth, token: str) -> uuid.UUID:
     """The user a subject token speaks for: a registry token's user, or the provider's
     person, signed in (and provisioned on their first login)."""
     try:
         return auth.signer.verify(token).user_id
     except CredentialError:
         person = await auth.provider.verify(token)
-    return (await sign_in(session, person)).id
+    async with authenticator.write_gate, authenticator.sessions() as session:
+        return (await sign_in(session, person)).id
 
 
 async def _organization_of(

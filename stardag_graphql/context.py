@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 
 from stardag_graphql import models
+from stardag_graphql.database import transaction
 from stardag_graphql.errors import (
     CredentialError,
     ForbiddenError,
@@ -69,7 +70,7 @@ class Context:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in a transaction that commits at the end (rolls back on an error),
         once the write gate lets it in (see `create_write_gate`)."""
-        async with self.write_gate, self.sessions() as session, session.begin():
+        async with transaction(self.sessions, self.write_gate) as session:
             yield session
 
     async def workspace_ids(self) -> Mapping[uuid.UUID, Reach]:

@@ -116,11 +116,18 @@ def _prefix(key: str) -> str | None:
     return prefix
 
 
-async def api_key_identity(session: AsyncSession, key: str) -> Identity | None:
-    """The identity a request with `key` acts as, or None if the key is not valid.
+@dataclass(frozen=True)
+class KeyIdentity:
+    """The identity a request with an API key acts as, and whether the key's use is news:
+    it is recorded (`mark_used`) at most once a minute per key, so that reads stay reads."""
 
-    Records the use, at most once a minute per key, so that reads stay reads.
-    """
+    identity: Identity
+    key_id: uuid.UUID
+    use_is_news: bool
+
+
+async def api_key_identity(session: AsyncSession, key: str) -> KeyIdentity | None:
+    """The identity a request with `key` acts as, or None if the key is not valid."""
     row = await verify_api_key(session, key)
     if row is None:
         return None
@@ -128,13 +135,13 @@ async def api_key_identity(session: AsyncSession, key: str) -> Identity | None:
     if workspace is None:
         return None
     organization, archived_at = workspace
-    now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        await mark_used(session, row.id)
-        await session.commit()
-    return Identity(
+    identity = Identity(
         row.created_by_id,
         {organization: Role.MEMBER},
         api_key_workspace=row.workspace_id,
         workspaces={row.workspace_id: Reach(organization, archived_at is not None)},
+    )
+    last_used = row.last_used_at
+    return KeyIdentity(
+        identity, row.id, last_used is None or utcnow() - last_used > LAST_USED_RESOLUTION
     )

@@ -8,11 +8,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from starlette.datastructures import Headers
 
-from stardag_graphql.database import create_engine, create_sessionmaker
+from stardag_graphql.authentication import Authenticator
+from stardag_graphql.database import create_engine, create_sessionmaker, transaction
 from stardag_graphql.migrations import ensure_schema
-from stardag_graphql.models import Event, EventKind, Task, TaskStatus
+from stardag_graphql.models import ApiKey, Event, EventKind, Task, TaskStatus
+from stardag_graphql.ratelimit import RateLimiter
 from stardag_graphql.settings import Settings
+from stardag_graphql.store.apikeys import create_api_key
 from stardag_graphql.store.tasks import EventRecord, TaskRegistration, record_events, register_tasks
 from stardag_graphql.store.tenancy import ensure_local_identity, workspace_ids
 from tests.graphql.conftest import REGISTER, Api
@@ -155,3 +159,31 @@ async def test_sqlite_writes_take_turns_at_the_write_gate_and_reads_pass(api: Ap
     assert read["organizations"]
     assert waiting
     assert registered["registerTasks"]["registered"] == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_recording_a_keys_use_waits_at_the_write_gate(api: Api) -> None:
+    """The authenticator's write (a key's first use in a minute) queues at the gate, as a
+    request's transaction does. Met with SQLite's lock held by the transaction, it would wait in
+    SQLite's busy handler on the event loop, where the transaction could not commit."""
+    async with api.sessions() as session, session.begin():
+        (workspace,) = await workspace_ids(session, api.identity)
+        key = await create_api_key(session, workspace, "ci", api.identity.user_id)
+    authenticator = Authenticator(
+        api.sessions, RateLimiter(1000), None, None, write_gate=api.write_gate
+    )
+
+    async with transaction(api.sessions, api.write_gate) as session:
+        await register_tasks(session, workspace, [TaskRegistration("a", "step")])
+        identify = asyncio.create_task(
+            authenticator.identify(Headers({"Authorization": f"Bearer {key.secret}"}))
+        )
+        await asyncio.sleep(0.2)
+        waiting = not identify.done()
+    identity = await identify
+    async with api.sessions() as session:
+        last_used = await session.scalar(select(ApiKey.last_used_at))
+
+    assert waiting
+    assert identity.api_key_workspace == workspace
+    assert last_used is not None

@@ -1,6 +1,8 @@
-"""The embedded SQLite database runs in WAL mode with a busy timeout and foreign keys on; a
-PostgreSQL pool replaces a connection that died while idle."""
+"""The embedded SQLite database runs in WAL mode with a busy timeout and foreign keys on, its
+calls made on the event loop's thread; a PostgreSQL pool replaces a connection that died while
+idle."""
 
+import threading
 from pathlib import Path
 
 import psycopg
@@ -26,6 +28,20 @@ async def test_sqlite_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
 
     assert (journal_mode, busy_timeout, foreign_keys) == ("wal", 5000, 1)
     assert path.exists()
+
+
+async def test_sqlite_statements_run_on_the_event_loops_thread(tmp_path: Path) -> None:
+    engine = create_engine(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"))
+    try:
+        async with engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            await driver.create_function("thread", 0, threading.get_ident)
+            thread = (await connection.execute(text("SELECT thread()"))).scalar()
+    finally:
+        await engine.dispose()
+
+    assert thread == threading.get_ident()
 
 
 async def test_a_pooled_postgresql_connection_killed_while_idle_is_replaced_unseen(
