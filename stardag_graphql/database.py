@@ -155,7 +155,8 @@ def _connect_inline(
 
 
 def _inline_connection(database: str, **kwargs: Any) -> _InlineConnection:
-    connection = _InlineConnection(partial(sqlite3.connect, database, **kwargs), iter_chunk_size=64)
+    connector = partial(sqlite3.connect, database, **kwargs)
+    connection = _InlineConnection(connector, iter_chunk_size=64)  # aiosqlite.connect's default
     # As SQLAlchemy does with the connections it makes: one left open keeps no process alive.
     connection._thread.daemon = True
     return connection
