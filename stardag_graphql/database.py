@@ -138,6 +138,10 @@ class _InlineConnection(aiosqlite.Connection):
     while another process holds the database's write lock (up to the busy timeout): within
     the process, the write gate keeps writers from meeting it. The connection's thread only
     opens the connection.
+
+    `_execute` is aiosqlite's internal hook through which every call passes (SQLAlchemy's
+    adapter, too, reaches into aiosqlite's internals); a test checks on which thread a
+    statement runs, so an aiosqlite that changes it fails there.
     """
 
     async def _execute(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
