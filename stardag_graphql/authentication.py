@@ -111,7 +111,7 @@ class Authenticator:
                     )
                 if count:
                     self.limit(f"key:{credential[: len(KEY_PREFIX) + 10]}")
-                if key.use_is_news:
+                if key.record_use:
                     async with transaction(self.sessions, self.write_gate) as writes:
                         await mark_used(writes, key.key_id)
                 return key.identity

@@ -118,12 +118,12 @@ def _prefix(key: str) -> str | None:
 
 @dataclass(frozen=True)
 class KeyIdentity:
-    """The identity a request with an API key acts as, and whether the key's use is news:
-    it is recorded (`mark_used`) at most once a minute per key, so that reads stay reads."""
+    """The identity a request with an API key acts as, and whether to record the key's use
+    (`mark_used`): at most once a minute per key, so that reads stay reads."""
 
     identity: Identity
     key_id: uuid.UUID
-    use_is_news: bool
+    record_use: bool
 
 
 async def api_key_identity(session: AsyncSession, key: str) -> KeyIdentity | None:
