@@ -17,6 +17,10 @@ their ratios to the build without a registry. The outputs and outboxes go to `--
 (default: the system's temporary folder); on a RAM disk, the builds make no disk I/O, which
 on this machine's disk costs more CPU than the build's Python, and the registry's share shows.
 
+The CPU columns add up the CPU time of the build's process (all of it, imports included) and
+of the registry's process while it took the build's reports: on a machine whose cores the
+build keeps busy, the registry's CPU comes out of the build's wall time.
+
 This machine's speed drifts by up to 1.8x within minutes, so the runs interleave, each round
 in another order, and the table adds paired ratios: the median of each round's ratio to the
 same round's build without a registry. `--against REV` measures a change: the checkout at
@@ -29,6 +33,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workloads.scratch import scratch
-from workloads.serving import stardag_server
+from workloads.serving import Server, stardag_server
 
 HERE = Path(__file__).parent
 MODES = ("none", "registry", "locks")
@@ -50,13 +55,28 @@ NAMES = {"none": "no registry", "registry": "GraphQL registry", "locks": "regist
 @dataclass(frozen=True)
 class Checkout:
     """A checkout of stardag under measurement: its name in the table, its user environment's
-    Python, its workloads and the URL and workspace of its own registry."""
+    Python, its workloads, and its own registry with the workspace the builds report to."""
 
     name: str
     python: Path
     workloads: Path
-    url: str
+    server: Server
     workspace: str
+
+
+@dataclass(frozen=True)
+class Run:
+    """One build: its own time, the time until the registry had every report, and the CPU
+    time of its process (`cpu`) and of the registry's meanwhile."""
+
+    built: float
+    reported: float
+    cpu: float
+    registry_cpu: float
+
+    @property
+    def total_cpu(self) -> float:
+        return self.cpu + self.registry_cpu
 
 
 def workspace_of(url: str) -> str:
@@ -110,26 +130,34 @@ def checkout(name: str, project: Path, directory: Path) -> Iterator[Checkout]:
     environment's packages, the project's own modules first on the path)."""
     python = user_environment(project)
     path = os.pathsep.join(filter(None, [str(project), os.environ.get("PYTHONPATH")]))
-    with stardag_server("serve", directory, environment={"PYTHONPATH": path}) as url:
-        yield Checkout(name, python, project / "bench" / "workloads", url, workspace_of(url))
+    with stardag_server("serve", directory, environment={"PYTHONPATH": path}) as server:
+        workloads = project / "bench" / "workloads"
+        yield Checkout(name, python, workloads, server, workspace_of(server.url))
 
 
-def floor_seconds(n: int, folder: Callable[[], str]) -> float:
+def children_cpu_seconds() -> float:
+    """The CPU time of this process's finished children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def floor_run(n: int, folder: Callable[[], str]) -> Run:
     root = folder()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu_seconds()
     subprocess.run(
         [sys.executable, str(HERE / "workloads" / "floor.py"), "w1", root, str(n), "--durable"],
         check=True,
     )
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    return Run(seconds, seconds, children_cpu_seconds() - cpu, 0.0)
 
 
-def build_seconds(
-    n: int, mode: str, checkout: Checkout, folder: Callable[[], str]
-) -> tuple[float, float]:
+def build_run(n: int, mode: str, checkout: Checkout, folder: Callable[[], str]) -> Run:
     root = folder()
     outbox = f"{root}/outbox.db"
-    arguments = [f"{root}/out", str(n), mode, checkout.url, checkout.workspace, outbox]
+    arguments = [f"{root}/out", str(n), mode, checkout.server.url, checkout.workspace, outbox]
+    cpu, registry_cpu = children_cpu_seconds(), checkout.server.cpu_seconds()
+    # The build's process ends once the registry confirmed every report.
     done = subprocess.run(
         [str(checkout.python), str(checkout.workloads / "reporting.py"), *arguments],
         check=True,
@@ -137,8 +165,9 @@ def build_seconds(
         text=True,
         cwd=checkout.workloads,
     )
+    cpu, registry_cpu = children_cpu_seconds() - cpu, checkout.server.cpu_seconds() - registry_cpu
     built, reported = done.stdout.split()
-    return float(built), float(reported)
+    return Run(float(built), float(reported), cpu, registry_cpu)
 
 
 def paired(numerators: list[float], denominators: list[float]) -> float:
@@ -154,8 +183,8 @@ def main() -> None:
     parser.add_argument("--against", metavar="REV", help="also measure the checkout at REV")
     args = parser.parse_args()
     n = 200 if args.quick else 1000
-    runs = args.runs or (1 if args.quick else 5)
-    floors: list[float] = []
+    rounds = args.runs or (1 if args.quick else 5)
+    floors: list[Run] = []
     with contextlib.ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         folder = stack.enter_context(scratch(args.scratch))
@@ -164,36 +193,44 @@ def main() -> None:
             before = stack.enter_context(worktree(args.against))
             checkouts.append(stack.enter_context(checkout(args.against, before, directory / "rev")))
         contenders = [(each, mode) for each in checkouts for mode in MODES]
-        builds: dict[tuple[str, str], list[float]] = {(c.name, m): [] for c, m in contenders}
-        reports: dict[tuple[str, str], list[float]] = {(c.name, m): [] for c, m in contenders}
-        for round_ in range(runs):
-            floors.append(floor_seconds(n, folder))
+        runs: dict[tuple[str, str], list[Run]] = {(c.name, m): [] for c, m in contenders}
+        for round_ in range(rounds):
+            floors.append(floor_run(n, folder))
             turn = round_ % len(contenders)
             for each, mode in contenders[turn:] + contenders[:turn]:
-                built, reported = build_seconds(n, mode, each, folder)
-                builds[each.name, mode].append(built)
-                reports[each.name, mode].append(reported)
+                runs[each.name, mode].append(build_run(n, mode, each, folder))
+    builds = {key: [run.built for run in each] for key, each in runs.items()}
+    cpus = {key: [run.total_cpu for run in each] for key, each in runs.items()}
     where = args.scratch or tempfile.gettempdir()
-    print(f"W1 N={n}, class idiom, thread executor, outputs in {where}; medians of {runs} run(s)")
-    print("(paired: the median of each round's ratio to that round's build without a registry)\n")
-    print("| contender | build (s) | ratio | paired ratio | until reported (s) | ratio |")
-    print("|---|---|---|---|---|---|")
+    print(f"W1 N={n}, class idiom, thread executor, outputs in {where}; medians of {rounds} run(s)")
+    print("(paired: the median of each round's ratio to that round's build without a registry;")
+    print("CPU: the build's process and the registry's, in CPU-seconds)\n")
+    print(
+        "| contender | build (s) | ratio | paired ratio | CPU: build + registry (s) "
+        "| paired CPU ratio | until reported (s) | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     medians = {key: statistics.median(times) for key, times in builds.items()}
     overheads = {key: paired(times, builds[key[0], "none"]) for key, times in builds.items()}
-    floor = statistics.median(floors)
+    floor = statistics.median(run.built for run in floors)
+    floor_cpu = statistics.median(run.cpu for run in floors)
     print(
         f"| plain-Python floor (whole process) | {floor:.3f} "
-        f"| {floor / medians['this', 'none']:.2f} | | | |"
+        f"| {floor / medians['this', 'none']:.2f} | | {floor_cpu:.2f} | | | |"
     )
     for each in checkouts:
         alone = medians[each.name, "none"]
         for mode in MODES:
             key = each.name, mode
-            reported = statistics.median(reports[key])
+            reported = statistics.median(run.reported for run in runs[key])
+            cpu = statistics.median(run.cpu for run in runs[key])
+            registry_cpu = statistics.median(run.registry_cpu for run in runs[key])
             name = NAMES[mode] if len(checkouts) == 1 else f"{each.name}: {NAMES[mode]}"
             print(
                 f"| {name} | {medians[key]:.3f} | {medians[key] / alone:.2f} "
-                f"| {overheads[key]:.2f} | {reported:.3f} | {reported / alone:.2f} |"
+                f"| {overheads[key]:.2f} | {cpu:.2f} + {registry_cpu:.2f} "
+                f"| {paired(cpus[key], cpus[each.name, 'none']):.2f} "
+                f"| {reported:.3f} | {reported / alone:.2f} |"
             )
     if args.against:
         print(f"\nThis checkout against {args.against}, paired (below 1: faster now):\n")

@@ -113,11 +113,12 @@ def chromium() -> webdriver.Chrome:
     return webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
 
 
-def stardag_up(directory: Path) -> contextlib.AbstractContextManager[str]:
+@contextlib.contextmanager
+def stardag_up(directory: Path) -> Iterator[str]:
     """`stardag up` on a free port, a fresh home and SQLite file; yields its URL."""
-    return stardag_server(
-        "up", directory, environment={"STARDAG_HOME": str(directory / "home")}, timeout=TIMEOUT
-    )
+    home = {"STARDAG_HOME": str(directory / "home")}
+    with stardag_server("up", directory, environment=home, timeout=TIMEOUT) as server:
+        yield server.url
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -18,6 +19,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running ``stardag`` server: its URL and its process id."""
+
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """The CPU time the server's process has used so far (all its threads, Linux)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        # utime and stime, the 14th and 15th fields of the line, in clock ticks.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def stardag_server(
     command: str,
@@ -25,9 +40,9 @@ def stardag_server(
     *,
     environment: Mapping[str, str] | None = None,
     timeout: float = 60.0,
-) -> Iterator[str]:
+) -> Iterator[Server]:
     """`stardag <command>` on a free port with its database in ``directory``, once its
-    health check answers; yields its URL and stops it afterwards."""
+    health check answers; stops it afterwards."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "stardag_core", command, "--port", str(port)],
@@ -48,7 +63,7 @@ def stardag_server(
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError(f"stardag {command} did not start")
             time.sleep(0.1)
-        yield url
+        yield Server(url, process.pid)
     finally:
         process.terminate()
         process.wait()
