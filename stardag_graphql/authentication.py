@@ -94,6 +94,8 @@ class Authenticator:
         `RateLimitedError` if the request may not go on. With `count=False` (a long-lived
         subscription checking again) the request is not counted against the rate limit."""
         credential = bearer(headers)
+        if credential is not None and credential.startswith(KEY_PREFIX):
+            return await self._key_identity(credential, count=count)
         async with self.reads() as session:
             if credential is None:
                 if self.auth is not None or self.local_user is None:
@@ -102,19 +104,6 @@ class Authenticator:
                         f"with a registry token ({SIGN_IN}) or a workspace API key"
                     )
                 return await local_identity(session, self.local_user)
-            if credential.startswith(KEY_PREFIX):
-                key = await api_key_identity(session, credential)
-                if key is None:
-                    raise CredentialError(
-                        "the API key is not valid (unknown, revoked or mistyped): ask an admin "
-                        "of the workspace for a new one"
-                    )
-                if count:
-                    self.limit(f"key:{credential[: len(KEY_PREFIX) + 10]}")
-                if key.record_use:
-                    async with transaction(self.sessions, self.write_gate) as writes:
-                        await mark_used(writes, key.key_id)
-                return key.identity
             if self.auth is None:
                 raise CredentialError(
                     "this registry runs in local mode, without sign-in: send no credential, "
@@ -124,6 +113,24 @@ class Authenticator:
             if count:
                 self.limit(f"user:{claims.user_id}")
             return await member_identity(session, claims.user_id, claims.organization_id)
+
+    async def _key_identity(self, credential: str, *, count: bool) -> Identity:
+        """The identity of a request with an API key. Its use, when due to be recorded, is
+        written after the read session is closed, so that waiting at the write gate it holds
+        no pooled connection."""
+        async with self.reads() as session:
+            key = await api_key_identity(session, credential)
+        if key is None:
+            raise CredentialError(
+                "the API key is not valid (unknown, revoked or mistyped): ask an admin "
+                "of the workspace for a new one"
+            )
+        if count:
+            self.limit(f"key:{credential[: len(KEY_PREFIX) + 10]}")
+        if key.record_use:
+            async with transaction(self.sessions, self.write_gate) as writes:
+                await mark_used(writes, key.key_id)
+        return key.identity
 
     def limit(self, caller: str) -> None:
         """Count one request of `caller`; `RateLimitedError` when over the limit."""
