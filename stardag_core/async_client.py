@@ -37,7 +37,7 @@ class AsyncRegistryClient:
                 url=f"{self.url}/graphql",
                 auth=Bearer(credential),
                 timeout=timeout,
-                verify=tls_context(),
+                verify=tls_context(self.url),
             ),
             fetch_schema_from_transport=False,
         )
