@@ -44,8 +44,10 @@ def stardag_server(
     """`stardag <command>` on a free port with its database in ``directory``, once its
     health check answers; stops it afterwards."""
     port = free_port()
+    # -P: the working directory does not go first on the module path, so the server runs the
+    # code the environment (and its PYTHONPATH) points to, not a checkout it was started in.
     process = subprocess.Popen(
-        [sys.executable, "-m", "stardag_core", command, "--port", str(port)],
+        [sys.executable, "-P", "-m", "stardag_core", command, "--port", str(port)],
         env={
             **os.environ,
             "STARDAG_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'registry.db'}",
