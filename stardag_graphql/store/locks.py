@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import UpdateBase
 
 from stardag_graphql.errors import InvalidInputError
+from stardag_graphql.ids import ordered_id
 from stardag_graphql.models import Lock, utcnow
 from stardag_graphql.store.upsert import dialect_of, insert_per_dialect, table_of
 
@@ -69,7 +70,7 @@ async def acquire_locks(
     now = _now(now)
     rows = [
         {
-            "id": uuid.uuid4(),
+            "id": ordered_id(),
             "workspace_id": workspace_id,
             "key": key,
             "holder": holder,
@@ -177,14 +178,21 @@ async def _update_leases(
     _check_names(holder=holder)
     if not leases:
         return set()
+    keys = list({key for key, _ in leases})
     if dialect_of(session) == "postgresql":
-        # Lock the rows first, in key order, as acquisitions do (they insert their keys
-        # sorted). The UPDATE takes rows in whatever order its plan visits them: holding a
-        # later key while waiting for an earlier one that an acquirer holds, which waits for
-        # that later key, it deadlocked (four workers, one registry). SQLite has one writer.
-        keys = list({key for key, _ in leases})  # the SELECT orders them
+        # Lock the rows first, in key order (the SELECT orders them), as acquisitions do
+        # (they insert their keys sorted). The UPDATE takes rows in whatever order its plan
+        # visits them: holding a later key while waiting for an earlier one that an acquirer
+        # holds, which waits for that later key, it deadlocked (four workers, one registry).
+        # SQLite has one writer.
         await session.execute(_LOCK_LEASE_ROWS, {"in_workspace": workspace_id, "keys": keys})
-    parameters = {"in_workspace": workspace_id, "held_by": holder, "leases": list(leases), **times}
+    parameters = {
+        "in_workspace": workspace_id,
+        "keys": keys,
+        "held_by": holder,
+        "leases": list(leases),
+        **times,
+    }
     result = await session.execute(statement, parameters)
     return set(result.scalars())
 
@@ -222,6 +230,9 @@ def _lease_update(values: dict[str, object], *, live: bool) -> Update:
     """Set `values` on the locks of the leases given, only live ones when `live`."""
     held = [
         _LOCKS.c.workspace_id == bindparam("in_workspace"),
+        # The keys alone as well: an index seeks them (the workspace's key index), where the
+        # pairs below are checked against every lock the workspace ever had.
+        _LOCKS.c.key.in_(bindparam("keys", expanding=True)),
         _LOCKS.c.holder == bindparam("held_by"),
         tuple_(_LOCKS.c.key, _LOCKS.c.fencing_token).in_(bindparam("leases", expanding=True)),
     ]

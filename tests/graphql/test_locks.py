@@ -3,9 +3,10 @@
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from stardag_graphql.database import create_sessionmaker
@@ -118,6 +119,33 @@ async def test_only_a_live_lease_releases_with_its_token(session: AsyncSession) 
     again = await release("worker-a", 1, now=T0 + TTL / 2)
 
     assert (lapsed, wrong_token, wrong_holder, live, again) == (False, False, False, True, False)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the plan is SQLite's
+async def test_a_lease_update_seeks_its_keys_among_the_workspaces_locks(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    workspace = await make_workspace(session)
+    keys = [f"task:{index}" for index in range(3)]
+    await acquire_locks(session, workspace, keys, "worker-a", TTL, now=T0)
+    updates: list[tuple[str, Any]] = []
+
+    def seen(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith("UPDATE locks"):
+            updates.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        leases = [(key, 1) for key in keys[:2]]
+        assert await release_live_locks(session, workspace, leases, "worker-a", T0) == {*keys[:2]}
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    [(statement, parameters)] = updates
+    connection = await session.connection()
+    plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+
+    # Not every lock the workspace ever had (`workspace_id=?` alone): the keys asked for.
+    assert any("(workspace_id=? AND key=?)" in step for *_, step in plan)
 
 
 async def test_a_lease_from_the_real_clock_is_live_now(session: AsyncSession) -> None:
