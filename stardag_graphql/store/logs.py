@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stardag_graphql.errors import InvalidInputError
+from stardag_graphql.ids import ordered_id
 from stardag_graphql.models import LogEntry
 from stardag_graphql.store.tasks import task_pks
 from stardag_graphql.store.upsert import insert, insert_rows, table_of
@@ -63,7 +64,7 @@ async def append_logs(
         statement.returning(LogEntry.__table__.c.id),
         [
             {
-                "id": uuid.uuid4(),
+                "id": ordered_id(),
                 "workspace_id": workspace_id,
                 "task_pk": task_pk,
                 "seq": base + line.seq,

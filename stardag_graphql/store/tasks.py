@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
 from stardag_graphql.errors import UnknownTaskError
+from stardag_graphql.ids import ordered_id
 from stardag_graphql.models import (
     Event,
     EventKind,
@@ -131,7 +132,7 @@ async def _upsert_tasks(
             {
                 "workspace_id": workspace_id,
                 "now": now,
-                "ids": [uuid.uuid4() for _ in tasks],
+                "ids": [ordered_id() for _ in tasks],
                 "task_ids": [task.task_id for task in tasks],
                 "namespaces": [task.namespace for task in tasks],
                 "names": [task.name for task in tasks],
@@ -146,7 +147,7 @@ async def _upsert_tasks(
         _SQLITE_TASK_UPSERT,
         [
             {
-                "id": uuid.uuid4(),
+                "id": ordered_id(),
                 "workspace_id": workspace_id,
                 "task_id": task.task_id,
                 "namespace": task.namespace,
@@ -243,7 +244,7 @@ async def record_events(
         _EVENT_INSERT[dialect_of(session)],
         [
             {
-                "id": uuid.uuid4(),
+                "id": ordered_id(),
                 "workspace_id": workspace_id,
                 "event_id": event.event_id,
                 "kind": event.kind,
