@@ -1,5 +1,6 @@
 """The store: task registration and events are idempotent; dependencies read both ways."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -64,6 +65,23 @@ async def test_the_same_task_in_two_workspaces_is_two_rows(session: AsyncSession
     assert await count_tasks(session, one) == 1
     assert await count_tasks(session, two) == 1
     assert await count_tasks(session) == 2
+
+
+async def test_the_rows_a_build_writes_get_ids_in_the_order_they_were_made(
+    session: AsyncSession,
+) -> None:
+    workspace = await make_workspace(session)
+    first = await register_tasks(session, workspace, [RANGE])
+    await asyncio.sleep(0.002)  # ids of the same millisecond share it, in any order
+    second = await register_tasks(session, workspace, [SUM])
+    event = EventRecord("e-1", EventKind.TASK_RUNNING, datetime.now(UTC), SUM.task_id)
+    await record_events(session, workspace, [event])
+    await session.commit()
+
+    [event_row] = (await session.scalars(select(Event))).all()
+    ids = [first[RANGE.task_id], second[SUM.task_id], event_row.id]
+    assert [pk.version for pk in ids] == [7, 7, 7]  # UUIDv7: time first, then random bits
+    assert ids[0] < ids[1] < ids[2]
 
 
 async def test_events_are_recorded_once_per_event_id(session: AsyncSession) -> None:
