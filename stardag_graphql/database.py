@@ -107,9 +107,16 @@ def _mark_idle(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
 
 
 def _create_sqlite_engine(url: URL) -> AsyncEngine:
+    options: dict[str, Any] = {}
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = _create_async_engine(url)
+        # A file database's connections are pooled (an in-memory one has a single one).
+        # Reusing the connection used last keeps its page cache: a connection's cache is
+        # stale once another one wrote, and taking them in turn read most pages afresh from
+        # the file and its log. Measured on a registry holding 100 builds, a build's reports
+        # cost a fifth less CPU and a sixth fewer page reads.
+        options["pool_use_lifo"] = True
+    engine = _create_async_engine(url, **options)
     event.listen(engine.sync_engine, "do_connect", _connect_inline)
     event.listen(engine.sync_engine, "connect", _configure_sqlite)
     return engine
