@@ -17,9 +17,9 @@ def ordered_id() -> uuid.UUID:
     A random id (UUIDv4) lands anywhere in its primary key's index, so each row of a batch
     dirties a page of its own, which SQLite then writes to its log at every commit; ids made
     in the same millisecond share a page. Measured on a registry holding 100 builds, a
-    1,000-task build's reports cost it a third fewer page writes. The random bits make ids
-    unique, not secret (these rows are reached through their workspace), so they come from
-    `random`, without a system call per id.
+    1,000-task build's reports made it write and read 40% fewer pages. The random bits make
+    ids unique, not secret (these rows are reached through their workspace), so they come
+    from `random`, without a system call per id.
     """
     milliseconds = time.time_ns() // 1_000_000
     return uuid.UUID(
