@@ -23,7 +23,8 @@ build keeps busy, the registry's CPU comes out of the build's wall time.
 
 This machine's speed drifts by up to 1.8x within minutes, so the runs interleave, each round
 in another order, and the table adds paired ratios: the median of each round's ratio to the
-same round's build without a registry. `--against REV` measures a change: the checkout at
+same round's build without a registry, with the range of the middle half of those ratios (a
+median whose range is wide says little). `--against REV` measures a change: the checkout at
 the git revision REV (a worktree, with its own user environment and its own registry server)
 builds in the same rounds as this one, and the table ends with each contender's paired
 ratio of this checkout to REV.
@@ -170,9 +171,23 @@ def build_run(n: int, mode: str, checkout: Checkout, folder: Callable[[], str]) 
     return Run(float(built), float(reported), cpu, registry_cpu)
 
 
+def ratios(numerators: list[float], denominators: list[float]) -> list[float]:
+    """Each round's ratio."""
+    return [a / b for a, b in zip(numerators, denominators, strict=True)]
+
+
 def paired(numerators: list[float], denominators: list[float]) -> float:
     """The median of the rounds' ratios."""
-    return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
+    return statistics.median(ratios(numerators, denominators))
+
+
+def middle_half(numerators: list[float], denominators: list[float]) -> str:
+    """The range of the middle half of the rounds' ratios (their interquartile range), which
+    says how far the median can be trusted on a noisy machine; nothing for under 4 rounds."""
+    if len(numerators) < 4:
+        return ""
+    low, _, high = statistics.quantiles(ratios(numerators, denominators), n=4)
+    return f"{low:.2f} to {high:.2f}"
 
 
 def main() -> None:
@@ -203,20 +218,21 @@ def main() -> None:
     cpus = {key: [run.total_cpu for run in each] for key, each in runs.items()}
     where = args.scratch or tempfile.gettempdir()
     print(f"W1 N={n}, class idiom, thread executor, outputs in {where}; medians of {rounds} run(s)")
-    print("(paired: the median of each round's ratio to that round's build without a registry;")
+    print("(paired: the median of each round's ratio to that round's build without a registry,")
+    print("and the range of the middle half of those ratios;")
     print("CPU: the build's process and the registry's, in CPU-seconds)\n")
     print(
-        "| contender | build (s) | ratio | paired ratio | CPU: build + registry (s) "
-        "| paired CPU ratio | until reported (s) | ratio |"
+        "| contender | build (s) | ratio | paired ratio | middle half "
+        "| CPU: build + registry (s) | paired CPU ratio | until reported (s) | ratio |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     medians = {key: statistics.median(times) for key, times in builds.items()}
     overheads = {key: paired(times, builds[key[0], "none"]) for key, times in builds.items()}
     floor = statistics.median(run.built for run in floors)
     floor_cpu = statistics.median(run.cpu for run in floors)
     print(
         f"| plain-Python floor (whole process) | {floor:.3f} "
-        f"| {floor / medians['this', 'none']:.2f} | | {floor_cpu:.2f} | | | |"
+        f"| {floor / medians['this', 'none']:.2f} | | | {floor_cpu:.2f} | | | |"
     )
     for each in checkouts:
         alone = medians[each.name, "none"]
@@ -226,20 +242,23 @@ def main() -> None:
             cpu = statistics.median(run.cpu for run in runs[key])
             registry_cpu = statistics.median(run.registry_cpu for run in runs[key])
             name = NAMES[mode] if len(checkouts) == 1 else f"{each.name}: {NAMES[mode]}"
+            spread = "" if mode == "none" else middle_half(builds[key], builds[each.name, "none"])
             print(
                 f"| {name} | {medians[key]:.3f} | {medians[key] / alone:.2f} "
-                f"| {overheads[key]:.2f} | {cpu:.2f} + {registry_cpu:.2f} "
+                f"| {overheads[key]:.2f} | {spread} | {cpu:.2f} + {registry_cpu:.2f} "
                 f"| {paired(cpus[key], cpus[each.name, 'none']):.2f} "
                 f"| {reported:.3f} | {reported / alone:.2f} |"
             )
     if args.against:
         print(f"\nThis checkout against {args.against}, paired (below 1: faster now):\n")
-        print("| contender | build | paired ratio to no registry |")
-        print("|---|---|---|")
+        print("| contender | build | middle half | paired ratio to no registry |")
+        print("|---|---|---|---|")
         for mode in MODES:
             now, then = ("this", mode), (args.against, mode)
             change = "" if mode == "none" else f"{overheads[now]:.2f} against {overheads[then]:.2f}"
-            print(f"| {NAMES[mode]} | {paired(builds[now], builds[then]):.2f} | {change} |")
+            build = paired(builds[now], builds[then])
+            spread = middle_half(builds[now], builds[then])
+            print(f"| {NAMES[mode]} | {build:.2f} | {spread} | {change} |")
 
 
 if __name__ == "__main__":
