@@ -295,11 +295,14 @@ class GraphQLRegistry:
         needs: Mapping[uuid.UUID, tuple[Task, ...] | None] | None = None,
     ) -> None:
         """Queue the registration of `tasks` and of their upstream not yet registered,
-        dependencies first, in requests of at most `TASKS_PER_REQUEST` tasks."""
+        dependencies first, in requests of at most `TASKS_PER_REQUEST` tasks; the build's
+        `roots` go with the last, once every task they name is registered."""
         payloads = self._unregistered(build_id, tasks, needs or {})
-        for start in range(0, max(len(payloads), 1 if roots else 0), TASKS_PER_REQUEST):
+        end = max(len(payloads), 1 if roots else 0)
+        for start in range(0, end, TASKS_PER_REQUEST):
             chunk = payloads[start : start + TASKS_PER_REQUEST]
-            message = {"build": str(build_id), "tasks": chunk, "roots": list(roots)}
+            last = start + TASKS_PER_REQUEST >= end
+            message = {"build": str(build_id), "tasks": chunk, "roots": list(roots) if last else []}
             seq = self._put("register", message)
             with self._lock:
                 for payload in chunk:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 import stardag_core as sd
+from stardag_core import registry_client as registry_client_module
 from stardag_core.registry_client import GraphQLRegistry
 from stardag_core.task_id import task_id
 from stardag_graphql.app import create_app
@@ -108,6 +109,27 @@ def test_a_build_appears_with_its_graph_and_statuses(
     added = next(t for t in build["graph"]["nodes"] if t["name"] == "Add")
     assert added["parameters"]["left"] == {"id": str(task.left.id)}
     assert task_id(added["parameters"]) == task.id
+
+
+def test_a_build_larger_than_a_registration_request_is_registered_whole(
+    server: str, local_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its roots are registered last: a request that named them earlier was refused (they
+    # were not registered yet), and with it every task in it.
+    monkeypatch.setattr(registry_client_module, "TASKS_PER_REQUEST", 4)
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+    roots = layered(width=3, depth=3)  # 12 tasks, in 3 requests
+
+    with registry_client(server, workspace, tmp_path / "outbox.db") as registry:
+        summary = sd.build(*roots, registry=registry)
+        assert registry.flush(30)
+
+    (build,) = graphql(server, BUILDS, w=workspace)["workspace"]["builds"]["nodes"]
+    assert summary.ok
+    assert build["rootTasks"] == [{"name": "Add"}] * 3
+    assert len(build["graph"]["nodes"]) == 12
+    assert {t["status"] for t in build["graph"]["nodes"]} == {"COMPLETED"}
+    assert build["events"]["totalCount"] == 24
 
 
 def test_a_complete_chain_deeper_than_the_stack_is_registered_with_its_lineage(
