@@ -7,7 +7,12 @@ on loopback, and with build locks, beside the plain-Python floor.
     uv run --locked --all-extras python bench/sdk.py --against HEAD~3     # before and after
 
 The registry (`stardag serve`, embedded SQLite, local mode) runs in its own process, as it
-would for a user; each build runs in a fresh process with a fresh output directory and
+would for a user, and in two arrangements. In a session of its own, as a registry started in a
+terminal of its own (`stardag up`) runs, or in a container: Linux schedules each session as
+one group (autogroups) against the build's. And in the build's session, as a registry started
+in the background of the same shell script runs (`stardag serve &`), its one thread
+scheduled among the build's. On this machine's two cores the second costs the build more
+(bench/README.md). Each build runs in a fresh process with a fresh output directory and
 outbox, in the environment a user gets from `pip install stardag[registry]`: `bench/.venv-sdk`,
 made on first use with the locked versions and this checkout installed in editable mode. The
 development environment holds more packages, which the client's imports pick up when present
@@ -49,20 +54,47 @@ from workloads.scratch import scratch
 from workloads.serving import Server, stardag_server
 
 HERE = Path(__file__).parent
-MODES = ("none", "registry", "locks")
-NAMES = {"none": "no registry", "registry": "GraphQL registry", "locks": "registry + locks"}
+OWN, SHARED = "own session", "the build's session"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How a build reports: `reporting.py`'s mode, and the session of the registry it reports
+    to (none without a registry)."""
+
+    name: str
+    reporting: str
+    session: str | None = None
+
+
+NONE = Mode("no registry", "none")
+MODES = (
+    NONE,
+    Mode("GraphQL registry", "registry", OWN),
+    Mode("registry + locks", "locks", OWN),
+    Mode("GraphQL registry, in the build's session", "registry", SHARED),
+    Mode("registry + locks, in the build's session", "locks", SHARED),
+)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A running registry and the workspace the builds report to."""
+
+    server: Server
+    workspace: str
 
 
 @dataclass(frozen=True)
 class Checkout:
     """A checkout of stardag under measurement: its name in the table, its user environment's
-    Python, its workloads, and its own registry with the workspace the builds report to."""
+    Python, its workloads, and its own registries, one in a session of its own and one in
+    the builds' session."""
 
     name: str
     python: Path
     workloads: Path
-    server: Server
-    workspace: str
+    registries: dict[str, Registry]
 
 
 @dataclass(frozen=True)
@@ -127,13 +159,21 @@ def worktree(revision: str) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def checkout(name: str, project: Path, directory: Path) -> Iterator[Checkout]:
-    """`project` ready to measure, with its registry served from its own code (this
+    """`project` ready to measure, with its registries served from its own code (this
     environment's packages, the project's own modules first on the path)."""
     python = user_environment(project)
     path = os.pathsep.join(filter(None, [str(project), os.environ.get("PYTHONPATH")]))
-    with stardag_server("serve", directory, environment={"PYTHONPATH": path}) as server:
-        workloads = project / "bench" / "workloads"
-        yield Checkout(name, python, workloads, server, workspace_of(server.url))
+    environment = {"PYTHONPATH": path}
+    with contextlib.ExitStack() as stack:
+        registries = {}
+        for session in (OWN, SHARED):
+            folder = directory / ("own" if session == OWN else "shared")
+            folder.mkdir(parents=True)
+            server = stack.enter_context(
+                stardag_server("serve", folder, environment=environment, own_session=session == OWN)
+            )
+            registries[session] = Registry(server, workspace_of(server.url))
+        yield Checkout(name, python, project / "bench" / "workloads", registries)
 
 
 def children_cpu_seconds() -> float:
@@ -153,11 +193,13 @@ def floor_run(n: int, folder: Callable[[], str]) -> Run:
     return Run(seconds, seconds, children_cpu_seconds() - cpu, 0.0)
 
 
-def build_run(n: int, mode: str, checkout: Checkout, folder: Callable[[], str]) -> Run:
+def build_run(n: int, mode: Mode, checkout: Checkout, folder: Callable[[], str]) -> Run:
     root = folder()
     outbox = f"{root}/outbox.db"
-    arguments = [f"{root}/out", str(n), mode, checkout.server.url, checkout.workspace, outbox]
-    cpu, registry_cpu = children_cpu_seconds(), checkout.server.cpu_seconds()
+    registry = checkout.registries[mode.session or OWN]
+    server = registry.server
+    arguments = [f"{root}/out", str(n), mode.reporting, server.url, registry.workspace, outbox]
+    cpu, registry_cpu = children_cpu_seconds(), server.cpu_seconds()
     # The build's process ends once the registry confirmed every report.
     done = subprocess.run(
         [str(checkout.python), str(checkout.workloads / "reporting.py"), *arguments],
@@ -166,7 +208,7 @@ def build_run(n: int, mode: str, checkout: Checkout, folder: Callable[[], str]) 
         text=True,
         cwd=checkout.workloads,
     )
-    cpu, registry_cpu = children_cpu_seconds() - cpu, checkout.server.cpu_seconds() - registry_cpu
+    cpu, registry_cpu = children_cpu_seconds() - cpu, server.cpu_seconds() - registry_cpu
     built, reported = done.stdout.split()
     return Run(float(built), float(reported), cpu, registry_cpu)
 
@@ -208,12 +250,12 @@ def main() -> None:
             before = stack.enter_context(worktree(args.against))
             checkouts.append(stack.enter_context(checkout(args.against, before, directory / "rev")))
         contenders = [(each, mode) for each in checkouts for mode in MODES]
-        runs: dict[tuple[str, str], list[Run]] = {(c.name, m): [] for c, m in contenders}
+        runs: dict[tuple[str, str], list[Run]] = {(c.name, m.name): [] for c, m in contenders}
         for round_ in range(rounds):
             floors.append(floor_run(n, folder))
             turn = round_ % len(contenders)
             for each, mode in contenders[turn:] + contenders[:turn]:
-                runs[each.name, mode].append(build_run(n, mode, each, folder))
+                runs[each.name, mode.name].append(build_run(n, mode, each, folder))
     builds = {key: [run.built for run in each] for key, each in runs.items()}
     cpus = {key: [run.total_cpu for run in each] for key, each in runs.items()}
     where = args.scratch or tempfile.gettempdir()
@@ -227,26 +269,27 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     medians = {key: statistics.median(times) for key, times in builds.items()}
-    overheads = {key: paired(times, builds[key[0], "none"]) for key, times in builds.items()}
+    overheads = {key: paired(times, builds[key[0], NONE.name]) for key, times in builds.items()}
     floor = statistics.median(run.built for run in floors)
     floor_cpu = statistics.median(run.cpu for run in floors)
     print(
         f"| plain-Python floor (whole process) | {floor:.3f} "
-        f"| {floor / medians['this', 'none']:.2f} | | | {floor_cpu:.2f} | | | |"
+        f"| {floor / medians['this', NONE.name]:.2f} | | | {floor_cpu:.2f} | | | |"
     )
     for each in checkouts:
-        alone = medians[each.name, "none"]
+        alone = medians[each.name, NONE.name]
         for mode in MODES:
-            key = each.name, mode
+            key = each.name, mode.name
             reported = statistics.median(run.reported for run in runs[key])
             cpu = statistics.median(run.cpu for run in runs[key])
             registry_cpu = statistics.median(run.registry_cpu for run in runs[key])
-            name = NAMES[mode] if len(checkouts) == 1 else f"{each.name}: {NAMES[mode]}"
-            spread = "" if mode == "none" else middle_half(builds[key], builds[each.name, "none"])
+            name = mode.name if len(checkouts) == 1 else f"{each.name}: {mode.name}"
+            alone_builds = builds[each.name, NONE.name]
+            spread = "" if mode is NONE else middle_half(builds[key], alone_builds)
             print(
                 f"| {name} | {medians[key]:.3f} | {medians[key] / alone:.2f} "
                 f"| {overheads[key]:.2f} | {spread} | {cpu:.2f} + {registry_cpu:.2f} "
-                f"| {paired(cpus[key], cpus[each.name, 'none']):.2f} "
+                f"| {paired(cpus[key], cpus[each.name, NONE.name]):.2f} "
                 f"| {reported:.3f} | {reported / alone:.2f} |"
             )
     if args.against:
@@ -254,11 +297,11 @@ def main() -> None:
         print("| contender | build | middle half | paired ratio to no registry |")
         print("|---|---|---|---|")
         for mode in MODES:
-            now, then = ("this", mode), (args.against, mode)
-            change = "" if mode == "none" else f"{overheads[now]:.2f} against {overheads[then]:.2f}"
+            now, then = ("this", mode.name), (args.against, mode.name)
+            change = "" if mode is NONE else f"{overheads[now]:.2f} against {overheads[then]:.2f}"
             build = paired(builds[now], builds[then])
             spread = middle_half(builds[now], builds[then])
-            print(f"| {NAMES[mode]} | {build:.2f} | {spread} | {change} |")
+            print(f"| {mode.name} | {build:.2f} | {spread} | {change} |")
 
 
 if __name__ == "__main__":

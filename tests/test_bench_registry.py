@@ -64,6 +64,8 @@ def test_the_sdk_benchmark_prints_each_contender_beside_the_build_without_regist
         "no registry",
         "GraphQL registry",
         "registry + locks",
+        "GraphQL registry, in the build's session",
+        "registry + locks, in the build's session",
     ]
 
 
@@ -85,16 +87,20 @@ def test_the_sdk_benchmark_measures_a_change_against_a_revision() -> None:
         for line in table.splitlines()
         if line.startswith("| ") and " | " in line
     ]
-    assert contenders[-3:] == [
+    assert contenders[-5:] == [
         "HEAD: no registry",
         "HEAD: GraphQL registry",
         "HEAD: registry + locks",
+        "HEAD: GraphQL registry, in the build's session",
+        "HEAD: registry + locks, in the build's session",
     ]
     rows = [line.split(" | ") for line in comparison.splitlines() if line.startswith("| ")]
     assert [row[0].removeprefix("| ") for row in rows[1:]] == [
         "no registry",
         "GraphQL registry",
         "registry + locks",
+        "GraphQL registry, in the build's session",
+        "registry + locks, in the build's session",
     ]
     assert all(float(row[1]) > 0 for row in rows[1:])
     after = subprocess.run(worktrees, capture_output=True, text=True, check=True).stdout

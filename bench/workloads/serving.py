@@ -40,9 +40,11 @@ def stardag_server(
     *,
     environment: Mapping[str, str] | None = None,
     timeout: float = 60.0,
+    own_session: bool = False,
 ) -> Iterator[Server]:
     """`stardag <command>` on a free port with its database in ``directory``, once its
-    health check answers; stops it afterwards."""
+    health check answers; stops it afterwards. With ``own_session``, in a session of its
+    own, as a server started from a terminal of its own is."""
     port = free_port()
     # -P: the working directory does not go first on the module path, so the server runs the
     # code the environment (and its PYTHONPATH) points to, not a checkout it was started in.
@@ -55,6 +57,7 @@ def stardag_server(
         },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=own_session,
     )
     url = f"http://127.0.0.1:{port}"
     try:
