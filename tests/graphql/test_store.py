@@ -74,6 +74,7 @@ async def test_the_rows_a_build_writes_get_ids_in_the_order_they_were_made(
     first = await register_tasks(session, workspace, [RANGE])
     await asyncio.sleep(0.002)  # ids of the same millisecond share it, in any order
     second = await register_tasks(session, workspace, [SUM])
+    await asyncio.sleep(0.002)
     event = EventRecord("e-1", EventKind.TASK_RUNNING, datetime.now(UTC), SUM.task_id)
     await record_events(session, workspace, [event])
     await session.commit()
