@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from stardag_core.build import build
-from stardag_core.cli_config import auth_app, friendly, profile_app, registry_app
+from stardag_core.cli_config import auth_app, console, friendly, profile_app, registry_app
 from stardag_core.cli_workspace import (
     lineage,
     organizations_app,
@@ -47,7 +46,6 @@ app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(target_roots_app, name="target-roots")
 app.add_typer(tasks_app, name="tasks")
 app.command("lineage")(lineage)
-console = Console()
 
 
 @app.callback()

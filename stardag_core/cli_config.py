@@ -6,6 +6,7 @@ client only when they run, so the rest of the command line works without it.
 
 import functools
 import os
+import sys
 import webbrowser
 from collections.abc import Callable, Collection, Mapping, MutableMapping
 from dataclasses import replace
@@ -39,8 +40,20 @@ if TYPE_CHECKING:
     from stardag_core.client import RegistryClient
     from stardag_core.login import DeviceCode
 
-console = Console()
-errors = Console(stderr=True)
+UNFOLDED_WIDTH = 10_000
+"""The width lines may take in a pipe or a file: their whole length."""
+
+
+def output_console(*, stderr: bool = False) -> Console:
+    """A console for the command line's output. In a terminal, rich fits it to the window;
+    into a pipe or a file, where rich would fold every line at 80 columns, lines keep their
+    whole length, so that a task id, a path or a table's row is one line that `grep` finds."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else UNFOLDED_WIDTH)
+
+
+console = output_console()
+errors = output_console(stderr=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -43,6 +43,19 @@ def stardag(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_output_into_a_pipe_keeps_each_line_whole(tmp_path: Path) -> None:
+    # Deep enough that the report's path and the table's rows are longer than 80 columns,
+    # where rich folds output that does not go to a terminal.
+    root = tmp_path / "a-target-root-deep-enough-that-every-output-path-is-longer-than-a-line"
+    result = stardag("demo", "--root", str(root), root=root)
+    assert result.returncode == 0, result.stderr
+    (report,) = root.glob("stardag/demo/report/*/*/*.txt")
+    lines = result.stdout.splitlines()
+    assert f"Report ({report}):" in lines
+    (row,) = [line for line in lines if line.startswith("│ report ")]
+    assert str(report) in row, result.stdout
+
+
 def test_build_a_task_from_the_command_line(tmp_path: Path) -> None:
     expression = "tests.core.examples.pipeline:layered(width=3, depth=2)"
     first = stardag("build", expression, "--executor", "inline", root=tmp_path)
