@@ -116,10 +116,15 @@ def build(
 
 def _locks(registry: Registry, record: BuildRecord, ttl: float) -> BuildLocks:
     if not isinstance(registry, LockingRegistry):
+        found = (
+            "and no registry is configured"
+            if isinstance(registry, NoOpRegistry)
+            else f"and {registry!r} holds none"
+        )
         raise ConfigError(
-            f"build(locks=True) needs a registry that holds build locks, got {registry!r}: "
-            "configure a registry (STARDAG_REGISTRY_URL, STARDAG_API_KEY and "
-            "STARDAG_WORKSPACE) or pass registry=GraphQLRegistry(...)"
+            f"build(locks=True) needs a registry that holds build locks, {found}: configure "
+            "one (a profile, `stardag profile use NAME`, or STARDAG_REGISTRY_URL, "
+            "STARDAG_API_KEY and STARDAG_WORKSPACE) or pass registry=GraphQLRegistry(...)"
         )
     if not 0 < ttl <= 86_400:
         raise ValueError(f"lock_ttl must be above 0 and at most 86400 seconds, got {ttl!r}")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from stardag_core.build import build
+from stardag_core.build import DEFAULT_LOCK_TTL, build
 from stardag_core.cli_config import auth_app, console, friendly, profile_app, registry_app
 from stardag_core.cli_workspace import (
     lineage,
@@ -278,6 +278,23 @@ def build_command(
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = None,
+    locks: Annotated[
+        bool,
+        typer.Option(
+            "--locks",
+            help="Take each task's build lock from the configured registry before running it, "
+            "so that workers building the same tasks at once build each only once.",
+        ),
+    ] = False,
+    lock_ttl: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            max=86_400,
+            help="Seconds a lock's lease lasts unless renewed (with --locks; renewed every "
+            "third of it while the task runs).",
+        ),
+    ] = DEFAULT_LOCK_TTL,
 ) -> None:
     """Build the task(s) TARGET evaluates to, and everything they need that is missing."""
     tasks = _tasks_from(target)
@@ -287,6 +304,8 @@ def build_command(
         executor=_executor(executor, workers, dask_address),
         fail_mode=fail_mode,
         progress=progress,
+        locks=locks,
+        lock_ttl=lock_ttl,
     )
     _print_summary(summary)
     if not summary.ok:

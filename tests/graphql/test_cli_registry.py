@@ -134,6 +134,49 @@ def test_a_build_reports_to_the_configured_workspace_under_its_root(
     assert "no task 'ffffffff'" in failed("tasks", "show", "ffffffff")
 
 
+ACQUIRE = """mutation($w: ID!, $key: String!) {
+  acquireLock(workspaceId: $w, key: $key, holder: "probe", ttlSeconds: 60) {
+    lease { fencingToken }
+  }
+}"""
+
+
+def test_build_with_locks_leases_each_task_from_the_configured_registry(
+    local_profile: str, tmp_path: Path
+) -> None:
+    workspace = graphql(local_profile, WORKSPACE_ID)["organizations"][0]["workspaces"][0]["id"]
+    graphql(local_profile, SET_ROOT, w=workspace, n="default", u=str(tmp_path / "outputs"))
+    target = "tests.core.examples.pipeline:layered(width=2, depth=2)"
+    tasks: dict[object, sd.Task] = {}
+    waiting: list[sd.Task] = list(layered(width=2, depth=2))
+    while waiting:
+        task = waiting.pop()
+        tasks[task.id] = task
+        waiting += sd.flatten_tasks(task.requires())
+    assert len(tasks) == 6
+
+    assert "6 built" in ok("build", target, "--locks", "--lock-ttl", "30", "--no-progress")
+    flush_configured_registry()
+
+    # Every grant of a lock to a new lease raises its fencing token: the build's lease on
+    # each task had token 1, so a later holder's is 2 (a lock never taken would give 1).
+    tokens = {
+        graphql(local_profile, ACQUIRE, w=workspace, key=f"task:{task.id}")["acquireLock"]["lease"][
+            "fencingToken"
+        ]
+        for task in tasks.values()
+    }
+    assert tokens == {2}
+
+
+def test_build_with_locks_and_no_registry_says_how_to_configure_one(tmp_path: Path) -> None:
+    target = "tests.core.examples.pipeline:layered(width=2, depth=2)"
+    message = failed("build", target, "--locks", STARDAG_TARGET_ROOTS__DEFAULT=str(tmp_path))
+    assert "needs a registry that holds build locks, and no registry is configured" in message
+    assert "stardag profile use NAME" in message
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_moved_root_stops_builds_until_synced_and_reads_work_offline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
