@@ -225,10 +225,11 @@ def configured_registry(environ: Mapping[str, str] = os.environ) -> GraphQLRegis
         except RegistryError as error:
             entry = client.cache.get(config)
             if entry is None or entry.synced_at is None:
+                workspace = f" {config.workspace!r}" if config.workspace else ""
                 raise RegistryError(
-                    f"{error}. The workspace {config.workspace or ''} was never synced, so the "
-                    "build cannot start offline; run `stardag target-roots sync` once the "
-                    "registry is reachable"
+                    f"the build cannot start offline, since the workspace{workspace} was never "
+                    "synced here: run `stardag target-roots sync` once the registry is "
+                    f"reachable. {error}"
                 ) from None
             logger.warning("using the cached target roots: %s", error)
             workspace_id = entry.workspace_id
@@ -239,6 +240,9 @@ def configured_registry(environ: Mapping[str, str] = os.environ) -> GraphQLRegis
             workspace_id = client.workspace_id()
             if changes.added:
                 logger.info("new target roots synced: %s", ", ".join(changes.added))
+            if changes.added or entry is None or entry.synced_at is None:
+                # The first sync too, of a workspace with no roots: builds may then start
+                # offline, with the roots as they are now.
                 client.cache.synced(config, workspace_id, live)
                 reload_settings()
         credential = client.credential

@@ -22,8 +22,10 @@ import stardag_core as sd
 from stardag_core import login
 from stardag_core.cli import app
 from stardag_core.client import configured_registry
+from stardag_graphql.app import create_app
+from stardag_graphql.migrations import ensure_schema
 from stardag_graphql.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import free_port, serving
 from tests.core.examples.pipeline import layered
 from tests.graphql.conftest import server_settings, serving_settings
 from tests.graphql.tenants import ServerMode, make_tenant
@@ -211,6 +213,28 @@ def test_a_moved_root_stops_builds_until_synced_and_reads_work_offline(
     sd.build(dag).raise_on_failure()
     assert dag.output().uri.startswith(f"{tmp_path}/second/")
     assert "cannot reach the registry" in failed("tasks", "list")
+
+
+def test_a_workspace_without_roots_builds_offline_once_it_built_online(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}")
+    port = free_port()
+    first, offline = layered(width=1, depth=1)[0], layered(width=2, depth=1)[1]
+    asyncio.run(ensure_schema(settings))
+    monkeypatch.setenv("STARDAG_REGISTRY_URL", f"http://127.0.0.1:{port}")
+    with pytest.raises(sd.RegistryError, match="cannot start offline, since the workspace"):
+        sd.build(first)  # never synced: where would its outputs go?
+    with serving(create_app(settings), port):
+        sd.build(first).raise_on_failure()  # the workspace's roots (none) are synced
+        flush_configured_registry()
+    # The registry is down: the build runs under the default root, its reports wait.
+    sd.build(offline).raise_on_failure()
+    assert "cannot reach the registry" in failed("tasks", "list")
+    with serving(create_app(settings), port):
+        flush_configured_registry()
+        shown = ok("tasks", "show", str(offline.id))
+    assert "status completed" in shown
 
 
 # Server mode: signing in at the identity provider.
