@@ -147,7 +147,10 @@ class GraphQLRegistry:
         self._registered: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._idle = threading.Event()
+        # Set once the sender sent all that was queued, or failed to reach the registry (then
+        # `_unreachable` is set too, until a send succeeds).
+        self._settled = threading.Event()
+        self._unreachable = threading.Event()
         self._stopping = threading.Event()
         self._urgent = threading.Event()
         # Completions waiting for their task's registration to reach the registry, with
@@ -260,12 +263,19 @@ class GraphQLRegistry:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued was sent (True) or `timeout` seconds passed (False)."""
+        return self._drain(timeout, patient=True)
+
+    def _drain(self, timeout: float, *, patient: bool) -> bool:
+        """Wait until everything queued was sent (True), or `timeout` seconds passed, or,
+        unless `patient`, the registry was found unreachable (False)."""
         deadline = time.monotonic() + timeout
         while len(self._outbox):
-            self._idle.clear()
+            if not patient and self._unreachable.is_set():
+                return False
+            self._settled.clear()
             self._urgent.set()
             self._wake.set()
-            if not self._idle.wait(max(0.0, deadline - time.monotonic())):
+            if not self._settled.wait(max(0.0, deadline - time.monotonic())):
                 return False
         return True
 
@@ -274,13 +284,23 @@ class GraphQLRegistry:
         return len(self._outbox)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Send what can be sent within `timeout` seconds, then stop; the rest stays queued."""
+        """Send what can be sent within `timeout` seconds, then stop. A registry that cannot
+        be reached is not waited for: what is left stays queued in the outbox, and the next
+        sender on it (the next build that reports there) sends it."""
         if self._stopping.is_set():
             return
-        self.flush(timeout)
+        self._drain(timeout, patient=False)
         self._stopping.set()
         self._wake.set()
         self._thread.join(timeout)
+        if left := len(self._outbox):
+            logger.warning(
+                "%d report(s) for the registry at %s wait in %s: the next build that reports "
+                "there sends them",
+                left,
+                self.url,
+                self._outbox.path,
+            )
         self._outbox.close()
         self._lock_channel.close()
         atexit.unregister(self.close)
@@ -358,7 +378,7 @@ class GraphQLRegistry:
                 queued = self._outbox.peek(BATCH)
                 batch = _next_batch(queued)
                 if not batch:
-                    self._idle.set()
+                    self._settled.set()
                     self._wake.wait(0.5)
                     self._wake.clear()
                     # A burst of reports gathers into a few requests, unless someone waits.
@@ -366,6 +386,7 @@ class GraphQLRegistry:
                     self._urgent.clear()
                     continue
                 if self._send(channel, batch):
+                    self._unreachable.clear()
                     self._outbox.remove(batch)
                     self._answer_awaiting()
                     backoff = 0.0
@@ -373,6 +394,8 @@ class GraphQLRegistry:
                         self._urgent.wait(LINGER_SECONDS)
                         self._urgent.clear()
                 else:
+                    self._unreachable.set()
+                    self._settled.set()
                     # New reports do not cut the wait short: only stopping does.
                     backoff = min(MAX_BACKOFF_SECONDS, max(0.1, backoff * 2))
                     self._stopping.wait(backoff)

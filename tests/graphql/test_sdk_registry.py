@@ -246,6 +246,23 @@ def test_a_registry_that_is_down_loses_nothing(
     assert build["events"]["totalCount"] == 6
 
 
+def test_closing_gives_up_at_once_on_an_unreachable_registry_and_says_what_waits(
+    local_root: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    outbox = tmp_path / "outbox.db"
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens
+    registry = GraphQLRegistry(url, "V29ya3NwYWNlOjE=", outbox=outbox)
+    assert sd.build(Add(left=Number(value=3), right=Number(value=4)), registry=registry).ok
+    waiting = registry.pending()
+    started = time.monotonic()
+    registry.close(timeout=60)
+    # Not a measure of speed: a close that waited for the registry would take the whole
+    # minute; one that gives up takes at most a retry's pause.
+    assert time.monotonic() - started < 30
+    assert f"{waiting} report(s) for the registry at {url} wait in {outbox}" in caplog.text
+    assert waiting == 6 + 3  # the build's start and finish, its registration, 6 events
+
+
 @contextlib.contextmanager
 def registry_process(settings: Settings, port: int) -> Iterator[subprocess.Popen[bytes]]:
     """`stardag serve` in its own process on `port`, once it answers; killed (SIGKILL) after."""
