@@ -2,6 +2,7 @@
 what the configured registry knows, as tables."""
 
 import json
+import textwrap
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -30,6 +31,8 @@ STATUS_STYLE = {
     "CANCELLED": "magenta",
 }
 TASK_FIELDS = "taskId namespace name version status updatedAt"
+SHOWN_EVENTS = 10
+"""How many of a task's events `tasks show` lists: the latest."""
 LINEAGE_FIELDS = "nodes { taskId namespace name status } edges { upstream downstream }"
 
 
@@ -168,19 +171,20 @@ def tasks_list(
 def tasks_show(
     task_id: Annotated[str, typer.Argument(help="A task id, or its unique start.")],
 ) -> None:
-    """Show a task: parameters, output, dependencies, dependents and recent events."""
+    """Show a task: parameters, output, dependencies, dependents, its latest events and, when
+    it failed, the error."""
     with open_client() as client:
         workspace = client.workspace_id()
         full_id = _task_id(client, workspace, task_id)
         data = client.execute(
             "query($w: ID!, $t: String!) { workspace(id: $w) { task(taskId: $t) { "
             f"{TASK_FIELDS} parameters outputUri createdAt "
-            f"dependencies {{ {TASK_FIELDS} }} dependents {{ {TASK_FIELDS} }} "
-            "events(first: 10) { nodes { kind occurredAt } } } } }",
+            f"dependencies {{ {TASK_FIELDS} }} dependents {{ {TASK_FIELDS} }} }} }} }}",
             w=workspace,
             t=full_id,
         )
-    task = _workspace(data)["task"]
+        task = _workspace(data)["task"]
+        events = _events(client, workspace, full_id)
     console.print(f"[bold]{_family(task)}[/] {task['taskId']}", highlight=False)
     console.print(f"status      {_status(task)}  (updated {task['updatedAt'][:19]})")
     console.print(f"version     {task['version'] or '-'}", highlight=False)
@@ -191,9 +195,36 @@ def tasks_show(
         console.print(f"{title} ({len(related)})")
         for other in related:
             console.print(f"  {other['taskId']}  {_family(other)}  {_status(other)}")
-    console.print("events")
-    for event in task["events"]["nodes"]:
+    shown = events[-SHOWN_EVENTS:]
+    some = f"the last {len(shown)} of " if len(shown) < len(events) else ""
+    console.print(f"events ({some}{len(events)})")
+    for event in shown:
         console.print(f"  {event['occurredAt'][:19]}  {event['kind'].lower()}")
+    failures = [event for event in events if event["kind"] == "TASK_FAILED"]
+    if task["status"] == "FAILED" and failures:
+        error = str(failures[-1]["payload"].get("error") or "no error was recorded").rstrip()
+        console.print(f"error ({failures[-1]['occurredAt'][:19]})")
+        console.print(textwrap.indent(error, "  "), markup=False, highlight=False)
+
+
+def _events(client: "RegistryClient", workspace: str, task_id: str) -> list[dict[str, Any]]:
+    """Every event of a task, in the order they occurred (a page at a time)."""
+    events: list[dict[str, Any]] = []
+    after = None
+    while True:
+        data = client.execute(
+            "query($w: ID!, $t: String!, $a: String) { workspace(id: $w) { task(taskId: $t) { "
+            "events(first: 100, after: $a) { nodes { kind occurredAt payload } "
+            "pageInfo { hasNextPage endCursor } } } } }",
+            w=workspace,
+            t=task_id,
+            a=after,
+        )
+        page = _workspace(data)["task"]["events"]
+        events += page["nodes"]
+        if not page["pageInfo"]["hasNextPage"]:
+            return events
+        after = page["pageInfo"]["endCursor"]
 
 
 @friendly

@@ -27,6 +27,7 @@ from stardag_graphql.migrations import ensure_schema
 from stardag_graphql.settings import Settings
 from tests.conftest import free_port, serving
 from tests.core.examples.pipeline import layered
+from tests.core.test_build import Broken
 from tests.graphql.conftest import server_settings, serving_settings
 from tests.graphql.tenants import ServerMode, make_tenant
 from tests.identity_provider import IdentityProvider
@@ -134,6 +135,26 @@ def test_a_build_reports_to_the_configured_workspace_under_its_root(
     assert lineage.count("(shown above)") == 2
     assert str(dag.id) in ok("lineage", str(dag.left.id), "--downstream")
     assert "no task 'ffffffff'" in failed("tasks", "show", "ffffffff")
+
+
+def test_a_failed_task_shows_its_latest_events_and_its_error(
+    local_profile: str, tmp_path: Path
+) -> None:
+    workspace = graphql(local_profile, WORKSPACE_ID)["organizations"][0]["workspaces"][0]["id"]
+    graphql(local_profile, SET_ROOT, w=workspace, n="default", u=str(tmp_path / "outputs"))
+    task = Broken()
+    for _ in range(6):  # a start and a failure each: 12 events
+        assert not sd.build(task).ok
+    flush_configured_registry()
+
+    # The task's own traceback is shown, so this one runs without `ok`'s check for one.
+    result = CliRunner().invoke(app, ["tasks", "show", str(task.id)])
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.split())
+    assert "status failed" in shown
+    assert "events (the last 10 of 12)" in shown
+    assert shown.count("task_failed") == 5
+    assert 'in run raise RuntimeError("disk on fire") RuntimeError: disk on fire' in shown
 
 
 ACQUIRE = """mutation($w: ID!, $key: String!) {
