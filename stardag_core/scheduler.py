@@ -17,8 +17,9 @@ through the lock, which refuses a lapsed lease.
 Round trips to the registry stay off the path from one task to the next. Leases are taken
 ahead: a task is leased once each task it waits for is leased here too (asked for, on trust:
 should one of them be refused, the leases taken on its account are given back), as far
-ahead as the executor's slots and the recent pace allow, so that other workers find the
-rest free. A lease is checked for completeness when granted, with the others of its turn.
+ahead as the executor's slots and the recent pace allow, ready tasks included, so that
+other workers find the rest free. A lease is checked for completeness when granted, with
+the others of its turn.
 And a task whose outputs committed under a live lease readies its dependents at once, while
 its completion is recorded aside: should the registry refuse the record (the lease lapsed
 after the commit), the task fails here, its outputs stand, and the worker that took its
@@ -425,13 +426,13 @@ class Scheduler:
 
     def _take_leases_ahead(self, locks: BuildLocks) -> None:
         """Ask for the leases of leasable nodes, oldest first, as far as the budget goes:
-        the executor's slots and the recent pace, beyond the ready nodes. Those wait only
-        for a slot, so their leases are used next; counted against the budget, a queue of
-        them would leave no lease ahead for the tasks after them."""
+        the executor's slots and the recent pace. Ready nodes count against it like the
+        others: workers started together on a wide layer of slow tasks would otherwise find
+        all of it leased by the first one up, and wait while it worked through them."""
         lately = time.monotonic() - _LEASE_HORIZON_SECONDS
         while self._done_lately and self._done_lately[0] < lately:
             self._done_lately.popleft()
-        budget = self._executor.slots + len(self._done_lately) + len(self._ready)
+        budget = self._executor.slots + len(self._done_lately)
         while self._leasable and len(self._leased_ahead) < budget and not self._stopping:
             node = self._leasable.popleft()
             if (

@@ -1,6 +1,6 @@
 """A worker process for the build-lock tests: builds a DAG with locks against a registry.
 
-    python -m tests.graphql.lock_worker URL WORKSPACE OUTBOX TTL dag|slow
+    python -m tests.graphql.lock_worker URL WORKSPACE OUTBOX TTL dag|wide|slow
 
 Every run of a task appends a line to the file `$LOCK_EFFECTS` (its side effect, counted by
 the tests) and writes `$WORKER_NAME` as its output; `$RUN_SECONDS` makes the `slow` task
@@ -28,6 +28,10 @@ STEP_SECONDS = 0.05
 """How long the other tasks run: long enough that one worker's two threads cannot keep up
 with a layer, so that the workers share the DAG."""
 THREADS = 2
+WIDE = 40
+WIDE_SECONDS = 0.1
+"""A wide layer: more tasks of this length than one worker's threads run in a lease's
+round trip, so workers started together should each get some."""
 
 
 class Step(sd.AutoTask[str]):
@@ -64,6 +68,11 @@ def dag(ttl: float) -> list[Step]:
     return layer
 
 
+def wide() -> list[Step]:
+    """One layer of `WIDE` tasks of `WIDE_SECONDS` each."""
+    return [Step(layer=-1, index=index, seconds=WIDE_SECONDS) for index in range(WIDE)]
+
+
 def slow() -> Step:
     """One task, slowed down by `$RUN_SECONDS` in the worker that should stall."""
     return Step(layer=0, index=-1)
@@ -71,7 +80,7 @@ def slow() -> Step:
 
 def main(url: str, workspace: str, outbox: str, ttl: str, which: str) -> int:
     registry = GraphQLRegistry(url, workspace, outbox=Path(outbox))
-    roots = dag(float(ttl)) if which == "dag" else [slow()]
+    roots = dag(float(ttl)) if which == "dag" else wide() if which == "wide" else [slow()]
     if gate := os.environ.get("START_GATE"):
         wait_at(Path(gate))
     summary = sd.build(

@@ -24,7 +24,7 @@ from stardag_graphql.app import create_app
 from stardag_graphql.settings import Settings
 from tests.conftest import serving
 from tests.core.examples.pipeline import Number
-from tests.graphql.lock_worker import SLOW, Step, dag, slow
+from tests.graphql.lock_worker import SLOW, Step, dag, slow, wide
 from tests.graphql.test_sdk_registry import WORKSPACE, graphql
 
 TTL = 5.0
@@ -75,14 +75,15 @@ def finish(process: subprocess.Popen[str]) -> tuple[int, dict[str, Any]]:
     return process.returncode, json.loads(out.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_four_workers_run_every_task_exactly_once(server: str, tmp_path: Path) -> None:
-    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
-    names = [f"w{number}" for number in range(4)]
-
+def together(
+    server: str, workspace: str, tmp_path: Path, workers: int, which: str
+) -> tuple[list[tuple[int, dict[str, Any]]], list[list[str]]]:
+    """`workers` worker processes building `which`, started at once once all are ready:
+    their exit codes and summaries, and the side effects of every run (task id, pid)."""
+    names = [f"w{number}" for number in range(workers)]
     gate = tmp_path / "start"
     processes = [
-        worker(server, workspace, tmp_path, name, "dag", TTL, START_GATE=str(gate))
+        worker(server, workspace, tmp_path, name, which, TTL, START_GATE=str(gate))
         for name in names
     ]
     deadline = time.monotonic() + 120
@@ -92,8 +93,15 @@ def test_four_workers_run_every_task_exactly_once(server: str, tmp_path: Path) -
         time.sleep(0.05)
     gate.touch()
     results = [finish(process) for process in processes]
-
     effects = [line.split() for line in (tmp_path / "effects").read_text().splitlines()]
+    return results, effects
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_four_workers_run_every_task_exactly_once(server: str, tmp_path: Path) -> None:
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+    results, effects = together(server, workspace, tmp_path, 4, "dag")
+
     runs = Counter(task_id for task_id, _ in effects)
     everything = [task for root in dag(TTL) for task in _walk(root)]
     slow_ids = {
@@ -113,6 +121,20 @@ def test_four_workers_run_every_task_exactly_once(server: str, tmp_path: Path) -
     assert len(built) == 1
     assert data["task"]["status"] == "COMPLETED"
     assert data["locks"] == []
+
+
+def test_workers_started_together_share_a_wide_layer(server: str, tmp_path: Path) -> None:
+    workspace = graphql(server, WORKSPACE)["organizations"][0]["workspaces"][0]["id"]
+    results, effects = together(server, workspace, tmp_path, 3, "wide")
+
+    assert [code for code, _ in results] == [0, 0, 0], results
+    runs = Counter(task_id for task_id, _ in effects)
+    assert set(runs) == {str(task.id) for task in wide()}
+    assert max(runs.values()) == 1
+    # The first worker up leases no more than its slots and its pace: the layer's ready
+    # tasks are not all its own, and another worker builds some of them.
+    builders = Counter(pid for _, pid in effects)
+    assert len(builders) > 1, builders
 
 
 def test_a_worker_paused_past_its_lease_cannot_record_completion(
