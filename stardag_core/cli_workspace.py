@@ -9,6 +9,7 @@ import typer
 from rich.tree import Tree
 
 from stardag_core.cli_config import console, friendly, open_client, table
+from stardag_core.config import DEFAULT_TARGET_ROOT, get_settings
 from stardag_core.exceptions import ConfigError, RegistryError
 from stardag_core.profiles import resolve_registry, stardag_home
 from stardag_core.workspace_cache import SYNC_HINT, RootChanges, default_cache
@@ -87,6 +88,9 @@ def target_roots_list() -> None:
         except RegistryError as error:
             console.print(f"[yellow]offline:[/] {error}", highlight=False)
             live = None
+    if not (live or cached):
+        _no_roots()
+        return
     output = table("name", "uri", "status")
     if live is None:
         for name, uri in sorted(cached.items()):
@@ -124,10 +128,22 @@ def target_roots_sync() -> None:
         console.print(f"removed {name} ({uri})", highlight=False)
     if not changes:
         console.print("The target roots were already in sync.")
+    if not roots:
+        _no_roots()
+        return
     output = table("name", "uri")
     for name, uri in sorted(roots.items()):
         output.add_row(name, uri)
     console.print(output)
+
+
+def _no_roots() -> None:
+    console.print(
+        "The workspace has no target roots: builds write under "
+        f"{get_settings().target_root(DEFAULT_TARGET_ROOT)}. Add one with the registry's "
+        "setTargetRoot mutation (or the GUI's settings).",
+        highlight=False,
+    )
 
 
 @tasks_app.command("list")

@@ -103,6 +103,7 @@ def test_the_first_login_creates_a_profile_that_every_command_uses(local_profile
     assert "the registry accepts the credential, as local@localhost" in status
     assert "* local Local owner" in ok("organizations", "list")
     assert "* local default Default" in ok("workspaces", "list")
+    assert "The workspace has no target roots: builds write under" in ok("target-roots", "list")
     again = ok("auth", "login")
     assert "Using profile 'local-default'" in again
     assert "Organization" not in again
