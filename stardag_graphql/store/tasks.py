@@ -298,8 +298,9 @@ async def task_pks(
             found.update((row.task_id, row.id) for row in rows)
     if missing := [task_id for task_id in wanted if task_id not in found]:
         raise UnknownTaskError(
-            f"task ids not registered in workspace {workspace_id}: {', '.join(missing[:5])}"
+            f"task ids not registered in this workspace: {', '.join(missing[:5])}"
             + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            + " (register a task with registerTasks before naming it)"
         )
     return found
 

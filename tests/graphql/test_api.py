@@ -723,7 +723,10 @@ async def test_unknown_tasks_and_ids_are_client_errors(api: Api) -> None:
         events=[event_input("e", "TASK_RUNNING", "t", buildId=workspace)],
     )
 
-    assert "ghost" in unknown.message
+    assert unknown.message == (
+        "task ids not registered in this workspace: ghost "
+        "(register a task with registerTasks before naming it)"
+    )
     assert unknown.extensions == {"code": "NOT_FOUND"}
     assert "GlobalID" in not_an_id.message
     assert "is a Workspace id, not a Build id" in build_as_workspace.message
