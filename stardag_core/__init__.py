@@ -45,6 +45,7 @@ from stardag_core.families import namespace
 from stardag_core.params import Param
 from stardag_core.registry import (
     BuildLocks,
+    BuildOutcome,
     BuildRecord,
     FoundTask,
     Lease,
@@ -83,6 +84,7 @@ __all__ = [
     "AutoTask",
     "BuildFailedError",
     "BuildLocks",
+    "BuildOutcome",
     "BuildRecord",
     "BuildSummary",
     "Bytes",

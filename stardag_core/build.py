@@ -18,6 +18,7 @@ from stardag_core.profiles import resolve_registry
 from stardag_core.progress import ProgressBar, ProgressReporter, Silent, wants_progress_bar
 from stardag_core.registry import (
     BuildLocks,
+    BuildOutcome,
     BuildRecord,
     LockingRegistry,
     NoOpRegistry,
@@ -67,7 +68,7 @@ async def build_async(
     record = BuildRecord(roots=tasks)
     build_locks = _locks(registry, record, lock_ttl) if locks else None
     registry.build_started(record)
-    succeeded = False
+    outcome = BuildOutcome.FAILED
     bar: AbstractContextManager[ProgressReporter] = (
         ProgressBar() if wants_progress_bar(progress) else nullcontext(Silent())
     )
@@ -81,9 +82,13 @@ async def build_async(
                 await executor.close()
                 if build_locks is not None:
                     build_locks.close()
-        succeeded = summary.ok
+        if summary.ok:
+            outcome = BuildOutcome.COMPLETED
+    except asyncio.CancelledError:
+        outcome = BuildOutcome.CANCELLED
+        raise
     finally:
-        registry.build_finished(record, succeeded, now())
+        registry.build_finished(record, outcome, now())
     logger.info("build %s finished: %r", record.id, summary)
     return summary
 

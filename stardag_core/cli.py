@@ -10,7 +10,14 @@ import typer
 from rich.table import Table
 
 from stardag_core.build import DEFAULT_LOCK_TTL, build
-from stardag_core.cli_config import auth_app, console, friendly, profile_app, registry_app
+from stardag_core.cli_config import (
+    auth_app,
+    console,
+    errors,
+    friendly,
+    profile_app,
+    registry_app,
+)
 from stardag_core.cli_workspace import (
     lineage,
     organizations_app,
@@ -299,14 +306,21 @@ def build_command(
     """Build the task(s) TARGET evaluates to, and everything they need that is missing."""
     tasks = _tasks_from(target)
     fail_mode: FailMode = "continue" if keep_going else "fail_fast"
-    summary = build(
-        *tasks,
-        executor=_executor(executor, workers, dask_address),
-        fail_mode=fail_mode,
-        progress=progress,
-        locks=locks,
-        lock_ttl=lock_ttl,
-    )
+    try:
+        summary = build(
+            *tasks,
+            executor=_executor(executor, workers, dask_address),
+            fail_mode=fail_mode,
+            progress=progress,
+            locks=locks,
+            lock_ttl=lock_ttl,
+        )
+    except KeyboardInterrupt:
+        errors.print(
+            "cancelled: no task started after the interrupt, and the outputs committed "
+            "before it stay (the next build skips them)"
+        )
+        raise typer.Exit(130) from None
     _print_summary(summary)
     if not summary.ok:
         raise typer.Exit(1)

@@ -88,9 +88,10 @@ class ThreadExecutor:
         )
 
     async def close(self) -> None:
-        """Wait for the pool's threads to finish."""
+        """Wait for the pool's threads to finish what they run (without holding up the
+        event loop); what waits for a thread (a cancelled build's queue) does not start."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
 
 
 class ProcessExecutor:
@@ -116,9 +117,10 @@ class ProcessExecutor:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def close(self) -> None:
-        """Stop the worker processes."""
+        """Stop the worker processes once they finish what they run (without holding up the
+        event loop); what waits for one (a cancelled build's queue) does not start."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
 
 
 class DaskExecutor:

@@ -31,6 +31,17 @@ class TaskEventKind(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    """The build was cancelled (interrupted) while the task ran."""
+
+
+class BuildOutcome(StrEnum):
+    """How a build ended."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    """Interrupted (Ctrl+C), or cancelled by its caller."""
 
 
 def now() -> datetime:
@@ -92,7 +103,8 @@ class Registry(Protocol):
         ...
 
     def task_event(self, event: TaskEvent) -> None:
-        """A task started, completed, failed or was skipped as complete."""
+        """A task started, completed, failed, was skipped as complete, or was cancelled
+        with its build while it ran."""
         ...
 
     def task_logs(self, build_id: UUID, task: Task, lines: Sequence[LogLine]) -> None:
@@ -103,8 +115,8 @@ class Registry(Protocol):
         """Assets a completed task published."""
         ...
 
-    def build_finished(self, build: BuildRecord, succeeded: bool, at: datetime) -> None:
-        """A build ended, successfully or not."""
+    def build_finished(self, build: BuildRecord, outcome: BuildOutcome, at: datetime) -> None:
+        """A build ended: completed, failed or cancelled."""
         ...
 
 
@@ -126,7 +138,7 @@ class NoOpRegistry:
     def task_assets(self, build_id: UUID, task: Task, assets: Sequence[RegistryAsset]) -> None:
         """Ignore the assets."""
 
-    def build_finished(self, build: BuildRecord, succeeded: bool, at: datetime) -> None:
+    def build_finished(self, build: BuildRecord, outcome: BuildOutcome, at: datetime) -> None:
         """Ignore the end of the build."""
 
 

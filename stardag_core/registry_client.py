@@ -39,7 +39,14 @@ from stardag_core.channel import Channel, Credential, RegistryRefused, RegistryU
 from stardag_core.exceptions import RegistryError
 from stardag_core.outbox import Message, Outbox
 from stardag_core.profiles import stardag_home
-from stardag_core.registry import BuildRecord, FoundTask, LogLine, TaskEvent, TaskEventKind
+from stardag_core.registry import (
+    BuildOutcome,
+    BuildRecord,
+    FoundTask,
+    LogLine,
+    TaskEvent,
+    TaskEventKind,
+)
 from stardag_core.registry_locks import GraphQLLocks
 from stardag_core.tasks import Task, flatten_targets, flatten_tasks
 
@@ -58,6 +65,7 @@ EVENT_KINDS = {
     TaskEventKind.COMPLETED: "TASK_COMPLETED",
     TaskEventKind.SKIPPED: "TASK_COMPLETED",
     TaskEventKind.FAILED: "TASK_FAILED",
+    TaskEventKind.CANCELLED: "TASK_CANCELLED",
 }
 
 START = """mutation($w: ID!, $k: UUID!, $c: String) {
@@ -220,10 +228,9 @@ class GraphQLRegistry:
                 },
             )
 
-    def build_finished(self, build: BuildRecord, succeeded: bool, at: Any = None) -> None:
+    def build_finished(self, build: BuildRecord, outcome: BuildOutcome, at: Any = None) -> None:
         """Queue the build's end."""
-        status = "COMPLETED" if succeeded else "FAILED"
-        self._put("finish", {"key": str(build.id), "status": status})
+        self._put("finish", {"key": str(build.id), "status": outcome.name})
 
     def build_locks(self, build: BuildRecord, ttl: float) -> GraphQLLocks:
         """Build locks in this registry's workspace for `build`, leased for `ttl` seconds."""

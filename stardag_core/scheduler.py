@@ -172,9 +172,25 @@ class Scheduler:
         if cycle:
             raise DependencyCycleError(_describe_cycle(cycle))
         with capturing() if self._capture else nullcontext():
-            await self._run_ready()
+            try:
+                await self._run_ready()
+            except asyncio.CancelledError:
+                await self._cancel_all()
+                raise
         await self._close_leftovers()
         return self.summary
+
+    async def _cancel_all(self) -> None:
+        """The build was cancelled: cancel every run and every wait aside, and let them end,
+        so that the tasks report their cancellation before the build reports its own."""
+        logger.warning(
+            "the build was cancelled: no task starts now, and the tasks running finish what "
+            "they run first (a thread cannot be stopped)"
+        )
+        children = self._running | self._aside
+        for child in children:
+            child.cancel()
+        await asyncio.gather(*children, return_exceptions=True)
 
     async def _run_ready(self) -> None:
         """Hand ready nodes to the executor until none is ready, running or aside."""
@@ -342,6 +358,9 @@ class Scheduler:
         try:
             with self._logging(node):
                 outcome = await self._step(node)
+        except asyncio.CancelledError:
+            self._emit(node, TaskEventKind.CANCELLED)
+            raise
         except Exception as raised:
             node.elapsed += time.perf_counter() - started
             error = _lease_loss(node.lease, raised) or raised

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -129,7 +130,7 @@ class Recorder:
     """A registry that keeps what it hears."""
 
     def __init__(self) -> None:
-        self.builds: list[tuple[str, sd.BuildRecord, bool | None]] = []
+        self.builds: list[tuple[str, sd.BuildRecord, sd.BuildOutcome | None]] = []
         self.events: list[sd.TaskEvent] = []
         self.found: list[sd.FoundTask] = []
         self.logs: dict[str, list[sd.LogLine]] = {}
@@ -152,8 +153,8 @@ class Recorder:
     ) -> None:
         self.assets.setdefault(task.get_name(), []).extend(assets)
 
-    def build_finished(self, build: sd.BuildRecord, succeeded: bool, at: datetime) -> None:
-        self.builds.append(("finished", build, succeeded))
+    def build_finished(self, build: sd.BuildRecord, outcome: sd.BuildOutcome, at: datetime) -> None:
+        self.builds.append(("finished", build, outcome))
 
 
 @pytest.fixture(autouse=True)
@@ -284,9 +285,9 @@ def test_registry_hears_every_step(local_root: str) -> None:
         registry=registry,
         fail_mode="continue",
     )
-    assert [(kind, succeeded) for kind, _, succeeded in registry.builds] == [
+    assert [(kind, outcome) for kind, _, outcome in registry.builds] == [
         ("started", None),
-        ("finished", False),
+        ("finished", sd.BuildOutcome.FAILED),
     ]
     by_task = {(type(e.task).__name__, e.kind) for e in registry.events}
     assert ("Number", sd.TaskEventKind.SKIPPED) in by_task
@@ -727,3 +728,48 @@ def test_assets_that_fail_leave_the_task_built(
     assert summary.ok
     assert "BrokenAssets" not in recorder.assets
     assert "no report today" in caplog.text
+
+
+HELD = threading.Event()
+"""Released by the test: `Held` runs until it is set."""
+RAN: list[int] = []
+
+
+class Held(sd.AutoTask[int]):
+    """Runs until the test lets it go."""
+
+    index: int
+
+    def run(self) -> None:
+        RAN.append(self.index)
+        HELD.wait(30)
+        self.output().save(self.index)
+
+
+async def test_a_cancelled_build_starts_nothing_more_and_reports_its_cancellation(
+    local_root: str,
+) -> None:
+    HELD.clear()
+    RAN.clear()
+    registry = Recorder()
+    tasks = [Held(index=index) for index in range(6)]
+    # One thread: the first task runs, three more wait in the executor's queue.
+    build = asyncio.create_task(
+        sd.build_async(*tasks, executor=sd.ThreadExecutor(1), registry=registry, progress=False)
+    )
+    while not RAN:
+        await asyncio.sleep(0.01)
+    build.cancel()
+    await asyncio.sleep(0.1)  # the build is winding down, the first task still running
+    HELD.set()
+    with pytest.raises(asyncio.CancelledError):
+        await build
+
+    assert RAN == [0]  # the queued tasks never started
+    assert registry.builds[-1][0] == "finished"
+    assert registry.builds[-1][2] is sd.BuildOutcome.CANCELLED
+    kinds = Counter(event.kind for event in registry.events)
+    assert kinds == {sd.TaskEventKind.STARTED: 4, sd.TaskEventKind.CANCELLED: 4}
+    started = {event.task.id for event in registry.events if event.kind == "started"}
+    cancelled = {event.task.id for event in registry.events if event.kind == "cancelled"}
+    assert started == cancelled

@@ -6,10 +6,13 @@ import asyncio
 import logging
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -257,6 +260,44 @@ def test_a_workspace_without_roots_builds_offline_once_it_built_online(
         flush_configured_registry()
         shown = ok("tasks", "show", str(offline.id))
     assert "status completed" in shown
+
+
+RUNNING = """query($w: ID!) { workspace(id: $w) {
+  tasks(filter: {statuses: [RUNNING]}, first: 1) { totalCount }
+  builds(first: 1) { nodes { status tasks(first: 50) { nodes { status } } } }
+} }"""
+
+
+def test_an_interrupted_build_is_cancelled_in_the_registry(
+    local_registry: str, tmp_path: Path
+) -> None:
+    workspace = graphql(local_registry, WORKSPACE_ID)["organizations"][0]["workspaces"][0]["id"]
+    target = "tests.core.examples.pipeline:[Nap(key=i, seconds=1.0) for i in range(12)]"
+    build = subprocess.Popen(
+        stardag_process("build", target, "--workers", "2", "--no-progress"),
+        env={**os.environ, "STARDAG_REGISTRY_URL": local_registry},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not graphql(local_registry, RUNNING, w=workspace)["workspace"]["tasks"]["totalCount"]:
+        assert time.monotonic() < deadline, "no task of the build ever ran"
+        assert build.poll() is None, build.communicate()
+        time.sleep(0.05)
+    build.send_signal(signal.SIGINT)  # Ctrl+C
+    _, stderr = build.communicate(timeout=60)
+
+    assert build.returncode == 130
+    assert "cancelled: no task started after the interrupt" in stderr
+    assert "Traceback" not in stderr
+    data = graphql(local_registry, RUNNING, w=workspace)["workspace"]
+    (record,) = data["builds"]["nodes"]
+    statuses = Counter(task["status"] for task in record["tasks"]["nodes"])
+    assert record["status"] == "CANCELLED"
+    assert statuses["CANCELLED"] >= 1
+    assert data["tasks"]["totalCount"] == 0  # none left running
+    assert statuses["COMPLETED"] < 12
 
 
 # Server mode: signing in at the identity provider.
