@@ -191,6 +191,10 @@ class Scheduler:
         for child in children:
             child.cancel()
         await asyncio.gather(*children, return_exceptions=True)
+        for node in self._nodes.values():
+            if node.state is _State.SUSPENDED:  # started, waiting for the tasks it yielded
+                _close(node)
+                self._emit(node, TaskEventKind.CANCELLED)
 
     async def _run_ready(self) -> None:
         """Hand ready nodes to the executor until none is ready, running or aside."""

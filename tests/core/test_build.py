@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from uuid import UUID
@@ -773,3 +773,35 @@ async def test_a_cancelled_build_starts_nothing_more_and_reports_its_cancellatio
     started = {event.task.id for event in registry.events if event.kind == "started"}
     cancelled = {event.task.id for event in registry.events if event.kind == "cancelled"}
     assert started == cancelled
+
+
+class Yielding(sd.AutoTask[int]):
+    """Yields a held task: suspended while it runs."""
+
+    def run(self) -> Generator[sd.TaskStruct, None, None]:
+        held = Held(index=99)
+        yield held
+        self.output().save(held.load())
+
+
+async def test_a_task_suspended_for_what_it_yielded_is_cancelled_with_its_build(
+    local_root: str,
+) -> None:
+    HELD.clear()
+    RAN.clear()
+    registry = Recorder()
+    build = asyncio.create_task(
+        sd.build_async(Yielding(), executor=sd.ThreadExecutor(1), registry=registry)
+    )
+    while not RAN:
+        await asyncio.sleep(0.01)
+    build.cancel()
+    await asyncio.sleep(0.1)
+    HELD.set()
+    with pytest.raises(asyncio.CancelledError):
+        await build
+
+    events = [(type(event.task).__name__, event.kind) for event in registry.events]
+    assert events.count(("Yielding", sd.TaskEventKind.CANCELLED)) == 1
+    assert events.count(("Held", sd.TaskEventKind.CANCELLED)) == 1
+    assert registry.builds[-1][2] is sd.BuildOutcome.CANCELLED
