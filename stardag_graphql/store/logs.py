@@ -41,6 +41,8 @@ async def append_logs(
     session: AsyncSession, workspace_id: uuid.UUID, task_id: str, lines: Sequence[LogLine]
 ) -> int:
     """Append log lines, skipping sequence numbers already stored; returns how many were new.
+    A NUL character in a line is stored as U+FFFD (the replacement character), on both
+    backends.
 
     Raises `UnknownTaskError` when the task is not registered in the workspace.
     """
@@ -70,7 +72,8 @@ async def append_logs(
                 "seq": base + line.seq,
                 "build_id": line.build_id,
                 "stream": line.stream,
-                "text": line.text,
+                # PostgreSQL stores no NUL in text: a line of binary output keeps the rest.
+                "text": line.text.replace("\x00", "\ufffd"),
                 "logged_at": line.logged_at,
             }
             for line in lines

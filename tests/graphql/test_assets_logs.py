@@ -155,3 +155,17 @@ async def test_a_negative_sequence_number_is_refused(session: AsyncSession) -> N
 
     with pytest.raises(ValueError, match="got -1"):
         await append_logs(session, workspace, TASK.task_id, [LogLine(-1, "x", T0)])
+
+
+async def test_a_line_with_nul_characters_is_kept_with_them_replaced(session: AsyncSession) -> None:
+    # A task that prints binary data: PostgreSQL stores no NUL in text, and refusing the
+    # line would lose every other line of its batch.
+    workspace = await workspace_with_task(session)
+    texts = ["before", "bytes \x00\x01 and more", "after"]
+    printed = [LogLine(seq, text, T0) for seq, text in enumerate(texts)]
+
+    assert await append_logs(session, workspace, TASK.task_id, printed) == 3
+    await session.commit()
+
+    read = await read_logs(session, workspace, TASK.task_id, after=None, limit=100)
+    assert [entry.text for entry in read] == ["before", "bytes \ufffd\x01 and more", "after"]
