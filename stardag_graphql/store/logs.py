@@ -19,7 +19,7 @@ from stardag_graphql.errors import InvalidInputError
 from stardag_graphql.ids import ordered_id
 from stardag_graphql.models import LogEntry
 from stardag_graphql.store.tasks import task_pks
-from stardag_graphql.store.upsert import insert, insert_rows, table_of
+from stardag_graphql.store.upsert import insert, insert_rows, table_of, without_nul
 
 # The length of `LogEntry.stream`.
 MAX_STREAM_LENGTH = 16
@@ -41,8 +41,7 @@ async def append_logs(
     session: AsyncSession, workspace_id: uuid.UUID, task_id: str, lines: Sequence[LogLine]
 ) -> int:
     """Append log lines, skipping sequence numbers already stored; returns how many were new.
-    A NUL character in a line is stored as U+FFFD (the replacement character), on both
-    backends.
+    A NUL character in a line is stored as U+FFFD (see `without_nul`).
 
     Raises `UnknownTaskError` when the task is not registered in the workspace.
     """
@@ -72,8 +71,7 @@ async def append_logs(
                 "seq": base + line.seq,
                 "build_id": line.build_id,
                 "stream": line.stream,
-                # PostgreSQL stores no NUL in text: a line of binary output keeps the rest.
-                "text": line.text.replace("\x00", "\ufffd"),
+                "text": without_nul(line.text),
                 "logged_at": line.logged_at,
             }
             for line in lines

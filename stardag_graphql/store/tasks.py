@@ -27,7 +27,13 @@ from stardag_graphql.models import (
     TaskStatus,
     utcnow,
 )
-from stardag_graphql.store.upsert import dialect_of, insert_per_dialect, insert_rows, table_of
+from stardag_graphql.store.upsert import (
+    dialect_of,
+    insert_per_dialect,
+    insert_rows,
+    table_of,
+    without_nul,
+)
 
 # Rows per INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
 BATCH_SIZE = 500
@@ -250,7 +256,7 @@ async def record_events(
                 "kind": event.kind,
                 "build_id": event.build_id,
                 "task_pk": pks[event.task_id] if event.task_id else None,
-                "payload": dict(event.payload),
+                "payload": without_nul(dict(event.payload)),
                 "occurred_at": event.occurred_at,
                 # A microsecond apart: followers read a batch in the order it was sent.
                 "recorded_at": recorded_at + timedelta(microseconds=index),

@@ -1,4 +1,5 @@
-"""The dialect's INSERT, whose ON CONFLICT clauses make writes idempotent on both backends.
+"""The dialect's INSERT, whose ON CONFLICT clauses make writes idempotent on both backends,
+and what both backends can store.
 
 Batches go through `insert_rows`, which runs one statement with many parameter sets: SQLAlchemy
 compiles it once and sends the rows in multi-row batches ("insertmanyvalues"), where a
@@ -54,3 +55,17 @@ async def insert_rows(
     if not rows:
         return None
     return await session.execute(statement, list(rows))
+
+
+def without_nul(value: Any) -> Any:
+    """`value` (a string, or JSON) with each NUL character of its strings replaced by U+FFFD:
+    PostgreSQL stores none, in text or in jsonb. For what is kept as a record and never read
+    back as data (log lines, event payloads), alike on both backends: a task that printed
+    binary data, or failed with it in its message, loses nothing else of its request."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value

@@ -106,6 +106,30 @@ async def test_events_are_recorded_once_per_event_id(session: AsyncSession) -> N
     ]
 
 
+async def test_an_event_whose_payload_has_nul_characters_is_kept(session: AsyncSession) -> None:
+    # A task failed with binary data in its message: PostgreSQL's jsonb stores no NUL, and
+    # refusing the event would lose every other event of its request.
+    workspace = await make_workspace(session)
+    await register_tasks(session, workspace, [RANGE])
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    events = [
+        EventRecord("e-1", EventKind.TASK_RUNNING, at, task_id=RANGE.task_id),
+        EventRecord(
+            "e-2",
+            EventKind.TASK_FAILED,
+            at,
+            task_id=RANGE.task_id,
+            payload={"error": "ValueError: b'\x00\x01'", "lines": ["a\x00b"]},
+        ),
+    ]
+
+    assert await record_events(session, workspace, events) == 2
+    await session.commit()
+
+    failed = await session.scalar(select(Event.payload).where(Event.event_id == "e-2"))
+    assert failed == {"error": "ValueError: b'\ufffd\x01'", "lines": ["a\ufffdb"]}
+
+
 async def test_dependencies_read_both_ways(session: AsyncSession) -> None:
     workspace = await make_workspace(session)
     pks = await register_tasks(session, workspace, [RANGE, SUM])
