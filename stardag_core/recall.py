@@ -69,7 +69,8 @@ def _rebuild(task_id: str, record: dict[str, Any], load: Loader) -> "Task":
         raise RegistryError(
             f"task {task_id} read back as {task!r}, whose id is {task.id}: the code of "
             f"{cls.__qualname__} no longer matches the parameters it was registered with "
-            "(a parameter added without a default, or a changed version?)"
+            "(a parameter added without a default, or a changed version? or a NUL character "
+            "in a parameter, which the registry stores as U+FFFD)"
         )
     return task
 

@@ -90,7 +90,8 @@ async def register_tasks(
     """Register tasks and their dependency edges; returns each task id's row id.
 
     Registering a task again changes nothing but its output URI, when that moved.
-    Dependencies must be registered earlier or in the same batch.
+    Dependencies must be registered earlier or in the same batch. A NUL character in a
+    parameter is stored as U+FFFD (see `without_nul`): PostgreSQL refused the whole request.
     """
     # One row per task id (the last one sent wins): one upsert statement may not touch a row
     # twice. Rows go in in task id order, edges too: workers registering the same tasks at
@@ -143,7 +144,7 @@ async def _upsert_tasks(
                 "namespaces": [task.namespace for task in tasks],
                 "names": [task.name for task in tasks],
                 "versions": [task.version for task in tasks],
-                "parameters": [dict(task.parameters) for task in tasks],
+                "parameters": [without_nul(dict(task.parameters)) for task in tasks],
                 "output_uris": [task.output_uri for task in tasks],
             },
         )
@@ -159,7 +160,7 @@ async def _upsert_tasks(
                 "namespace": task.namespace,
                 "name": task.name,
                 "version": task.version,
-                "parameters": dict(task.parameters),
+                "parameters": without_nul(dict(task.parameters)),
                 "output_uri": task.output_uri,
                 "status": TaskStatus.PENDING,
                 "created_at": now,

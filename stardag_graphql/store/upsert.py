@@ -59,9 +59,10 @@ async def insert_rows(
 
 def without_nul(value: Any) -> Any:
     """`value` (a string, or JSON) with each NUL character of its strings replaced by U+FFFD:
-    PostgreSQL stores none, in text or in jsonb. For what is kept as a record and never read
-    back as data (log lines, event payloads), alike on both backends: a task that printed
-    binary data, or failed with it in its message, loses nothing else of its request."""
+    PostgreSQL stores none, in text or in jsonb. For log lines, event payloads and task
+    parameters, alike on both backends: a task that printed binary data, failed with it in
+    its message or took it as a parameter loses nothing else of its request. (Such a task
+    is registered, but `Task.from_registry` cannot rebuild it, and says so.)"""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
     if isinstance(value, dict):

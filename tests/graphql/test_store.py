@@ -130,6 +130,23 @@ async def test_an_event_whose_payload_has_nul_characters_is_kept(session: AsyncS
     assert failed == {"error": "ValueError: b'\ufffd\x01'", "lines": ["a\ufffdb"]}
 
 
+async def test_a_task_whose_parameters_have_nul_characters_is_registered(
+    session: AsyncSession,
+) -> None:
+    workspace = await make_workspace(session)
+    odd = TaskRegistration(
+        task_id="0b8e5f2c-0000-5000-8000-00000000000f",
+        name="odd",
+        parameters={"raw": "a\x00b", "nested": [{"key": "\x00"}]},
+    )
+
+    await register_tasks(session, workspace, [RANGE, odd])
+    await session.commit()
+
+    stored = await session.scalar(select(Task.parameters).where(Task.task_id == odd.task_id))
+    assert stored == {"raw": "a\ufffdb", "nested": [{"key": "\ufffd"}]}
+
+
 async def test_dependencies_read_both_ways(session: AsyncSession) -> None:
     workspace = await make_workspace(session)
     pks = await register_tasks(session, workspace, [RANGE, SUM])
