@@ -6,7 +6,9 @@ completeness of a whole frontier at once (one batched existence check for tasks 
 tasks. Each task is a node, keyed by id and checked once. A node counts the dependencies
 it still waits for; when the count reaches zero it joins the ready queue, and the loop
 hands ready nodes to the executor, as many as it has slots. Finishing a node counts down
-its dependents: the work per task is constant, so a build is linear in its size.
+its dependents: the work per task is constant, so a build is linear in its size. A build
+cancelled (Ctrl+C, or by its caller) starts nothing more: its runs are cancelled, and each
+task that started and did not finish reports its cancellation.
 
 With build locks, a ready task runs only once this worker holds its lease. A task another
 worker holds is parked, off the executor's slots, and polled until it is complete (skipped
