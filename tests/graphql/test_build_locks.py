@@ -103,7 +103,7 @@ def test_four_workers_run_every_task_exactly_once(server: str, tmp_path: Path) -
     results, effects = together(server, workspace, tmp_path, 4, "dag")
 
     runs = Counter(task_id for task_id, _ in effects)
-    everything = [task for root in dag(TTL) for task in _walk(root)]
+    everything = [task for root in dag(TTL) for task in walk(root)]
     slow_ids = {
         task.id
         for task in everything
@@ -318,7 +318,8 @@ def _is_completion(event: dict[str, Any]) -> bool:
     return event["kind"] == "TASK_COMPLETED" and not event["payload"].get("skipped")
 
 
-def _walk(root: sd.Task) -> list[sd.Task]:
+def walk(root: sd.Task) -> list[sd.Task]:
+    """`root` and every task it needs, each once."""
     seen: dict[object, sd.Task] = {}
     stack = [root]
     while stack:

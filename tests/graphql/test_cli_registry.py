@@ -33,6 +33,7 @@ from tests.core.examples.pipeline import layered
 from tests.core.test_build import Broken
 from tests.graphql.conftest import server_settings, serving_settings
 from tests.graphql.tenants import ServerMode, make_tenant
+from tests.graphql.test_build_locks import walk
 from tests.identity_provider import IdentityProvider
 
 SET_ROOT = """mutation($w: ID!, $n: String!, $u: String!) {
@@ -58,6 +59,11 @@ def failed(*args: str, **env: str) -> str:
     result = stardag(*args, **env)
     assert result.exit_code == 1, result.output
     return " ".join(result.output.split())
+
+
+def local_workspace(url: str) -> str:
+    """The id of the workspace of the registry at `url`, in local mode."""
+    return str(graphql(url, WORKSPACE_ID)["organizations"][0]["workspaces"][0]["id"])
 
 
 def graphql(url: str, query: str, credential: str | None = None, **variables: Any) -> Any:
@@ -115,7 +121,7 @@ def test_the_first_login_creates_a_profile_that_every_command_uses(local_profile
 def test_a_build_reports_to_the_configured_workspace_under_its_root(
     local_profile: str, tmp_path: Path
 ) -> None:
-    workspace = graphql(local_profile, WORKSPACE_ID)["organizations"][0]["workspaces"][0]["id"]
+    workspace = local_workspace(local_profile)
     graphql(local_profile, SET_ROOT, w=workspace, n="default", u=str(tmp_path / "outputs"))
     assert "new: synced at the next build" in ok("target-roots", "list")
 
@@ -144,7 +150,7 @@ def test_a_build_reports_to_the_configured_workspace_under_its_root(
 def test_a_failed_task_shows_its_latest_events_and_its_error(
     local_profile: str, tmp_path: Path
 ) -> None:
-    workspace = graphql(local_profile, WORKSPACE_ID)["organizations"][0]["workspaces"][0]["id"]
+    workspace = local_workspace(local_profile)
     graphql(local_profile, SET_ROOT, w=workspace, n="default", u=str(tmp_path / "outputs"))
     task = Broken()
     for _ in range(6):  # a start and a failure each: 12 events
@@ -171,15 +177,10 @@ ACQUIRE = """mutation($w: ID!, $key: String!) {
 def test_build_with_locks_leases_each_task_from_the_configured_registry(
     local_profile: str, tmp_path: Path
 ) -> None:
-    workspace = graphql(local_profile, WORKSPACE_ID)["organizations"][0]["workspaces"][0]["id"]
+    workspace = local_workspace(local_profile)
     graphql(local_profile, SET_ROOT, w=workspace, n="default", u=str(tmp_path / "outputs"))
     target = "tests.core.examples.pipeline:layered(width=2, depth=2)"
-    tasks: dict[object, sd.Task] = {}
-    waiting: list[sd.Task] = list(layered(width=2, depth=2))
-    while waiting:
-        task = waiting.pop()
-        tasks[task.id] = task
-        waiting += sd.flatten_tasks(task.requires())
+    tasks = {task.id: task for top in layered(width=2, depth=2) for task in walk(top)}
     assert len(tasks) == 6
 
     assert "6 built" in ok("build", target, "--locks", "--lock-ttl", "30", "--no-progress")
@@ -211,7 +212,7 @@ def test_a_moved_root_stops_builds_until_synced_and_reads_work_offline(
     settings = Settings(database_url=database)
     with serving_settings(settings) as url:
         monkeypatch.setenv("STARDAG_REGISTRY_URL", url)
-        workspace = graphql(url, WORKSPACE_ID)["organizations"][0]["workspaces"][0]["id"]
+        workspace = local_workspace(url)
         graphql(url, SET_ROOT, w=workspace, n="default", u=str(tmp_path / "first"))
         assert "added default" in ok("target-roots", "sync")
         graphql(url, SET_ROOT, w=workspace, n="default", u=str(tmp_path / "second"))
@@ -271,7 +272,7 @@ RUNNING = """query($w: ID!) { workspace(id: $w) {
 def test_an_interrupted_build_is_cancelled_in_the_registry(
     local_registry: str, tmp_path: Path
 ) -> None:
-    workspace = graphql(local_registry, WORKSPACE_ID)["organizations"][0]["workspaces"][0]["id"]
+    workspace = local_workspace(local_registry)
     target = "tests.core.examples.pipeline:[Nap(key=i, seconds=1.0) for i in range(12)]"
     build = subprocess.Popen(
         stardag_process("build", target, "--workers", "2", "--no-progress"),
