@@ -746,24 +746,30 @@ class Held(sd.AutoTask[int]):
         self.output().save(self.index)
 
 
-async def test_a_cancelled_build_starts_nothing_more_and_reports_its_cancellation(
-    local_root: str,
-) -> None:
+async def cancelled_while_held(*tasks: sd.Task) -> Recorder:
+    """Build `tasks` on one thread and cancel the build once a `Held` task runs; let that
+    task go while the build winds down. The registry that heard it all."""
     HELD.clear()
     RAN.clear()
     registry = Recorder()
-    tasks = [Held(index=index) for index in range(6)]
-    # One thread: the first task runs, three more wait in the executor's queue.
     build = asyncio.create_task(
         sd.build_async(*tasks, executor=sd.ThreadExecutor(1), registry=registry, progress=False)
     )
     while not RAN:
         await asyncio.sleep(0.01)
     build.cancel()
-    await asyncio.sleep(0.1)  # the build is winding down, the first task still running
+    await asyncio.sleep(0.1)  # the build is winding down, the held task still running
     HELD.set()
     with pytest.raises(asyncio.CancelledError):
         await build
+    return registry
+
+
+async def test_a_cancelled_build_starts_nothing_more_and_reports_its_cancellation(
+    local_root: str,
+) -> None:
+    # One thread: the first task runs, three more wait in the executor's queue.
+    registry = await cancelled_while_held(*[Held(index=index) for index in range(6)])
 
     assert RAN == [0]  # the queued tasks never started
     assert registry.builds[-1][0] == "finished"
@@ -787,19 +793,7 @@ class Yielding(sd.AutoTask[int]):
 async def test_a_task_suspended_for_what_it_yielded_is_cancelled_with_its_build(
     local_root: str,
 ) -> None:
-    HELD.clear()
-    RAN.clear()
-    registry = Recorder()
-    build = asyncio.create_task(
-        sd.build_async(Yielding(), executor=sd.ThreadExecutor(1), registry=registry)
-    )
-    while not RAN:
-        await asyncio.sleep(0.01)
-    build.cancel()
-    await asyncio.sleep(0.1)
-    HELD.set()
-    with pytest.raises(asyncio.CancelledError):
-        await build
+    registry = await cancelled_while_held(Yielding())
 
     events = [(type(event.task).__name__, event.kind) for event in registry.events]
     assert events.count(("Yielding", sd.TaskEventKind.CANCELLED)) == 1
